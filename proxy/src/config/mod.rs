@@ -1,0 +1,343 @@
+//! The gateway's YAML config: plain `serde` structs, `${ENV}` substitution, and validation
+//! done once at load. Runtime code never sees a [`Config`]; it reads the immutable
+//! [`crate::runtime::Snapshot`] built from one.
+
+mod env;
+pub mod units;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value as Yaml;
+use thiserror::Error;
+
+pub use units::{Dur, Size};
+
+/// A config file that cannot be used, with the file, the server and the field it is about.
+#[derive(Debug, Error)]
+#[error("{file}: {}{message}", context.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The config file.
+    pub file: String,
+    /// Where in the file: `server \`x\`, field \`spec\``.
+    pub context: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(file: &Path, context: Option<String>, message: impl Into<String>) -> Self {
+        ConfigError { file: file.display().to_string(), context, message: message.into() }
+    }
+}
+
+/// The whole gateway config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Addresses the MCP listener binds (default loopback only).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// The admin listener (metrics, health, admin API).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Session tokens.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Origin and Host validation.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// Defaults for upstream calls, overridable per server.
+    #[serde(default)]
+    pub upstream: UpstreamDefaults,
+    /// Pingora's own server settings (`threads`, `pid_file`, `upgrade_sock`,
+    /// `grace_period_seconds`, ...), passed through unchanged. Read at start only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pingora: Option<Yaml>,
+    /// The MCP servers this gateway serves.
+    #[serde(default, skip_deserializing)]
+    pub servers: Vec<ServerConfig>,
+    /// The file this config was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["127.0.0.1:8080".into()]
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address (default `127.0.0.1:9090`); empty disables the admin listener.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: default_admin_listen() }
+    }
+}
+
+/// Session token settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// 32-byte key, base64 or hex, that seals session tokens. Gateways sharing a key accept
+    /// each other's sessions. When absent an ephemeral key is generated (with a warning).
+    #[serde(default, skip_serializing)]
+    pub key: Option<String>,
+    /// Absolute session lifetime (default 24h).
+    #[serde(default = "default_session_ttl")]
+    pub ttl: Dur,
+    /// A session unused this long ends (default 30m).
+    #[serde(default = "default_idle_ttl")]
+    pub idle_ttl: Dur,
+}
+
+fn default_session_ttl() -> Dur {
+    Dur(std::time::Duration::from_secs(24 * 3600))
+}
+fn default_idle_ttl() -> Dur {
+    Dur(std::time::Duration::from_secs(30 * 60))
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { key: None, ttl: default_session_ttl(), idle_ttl: default_idle_ttl() }
+    }
+}
+
+/// Request limits on the MCP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body (default 1MiB); larger gets 413.
+    #[serde(default = "default_max_body")]
+    pub max_request_body: Size,
+    /// Largest accepted request header block (default 32KiB); larger gets 431.
+    #[serde(default = "default_max_header")]
+    pub max_request_headers: Size,
+    /// Largest JSON-RPC batch (default 64 messages).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_max_body() -> Size {
+    Size(1 << 20)
+}
+fn default_max_header() -> Size {
+    Size(32 << 10)
+}
+fn default_max_batch() -> usize {
+    64
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_request_body: default_max_body(), max_request_headers: default_max_header(), max_batch: default_max_batch() }
+    }
+}
+
+/// DNS-rebinding protection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Accepted `Origin` values (exact, e.g. `https://app.example.com`) besides loopback
+    /// origins. `*` accepts any (not recommended).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Accepted `Host` values (host or host:port) besides loopback names. When empty and
+    /// the gateway listens on a non-loopback address, any Host is accepted.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Defaults for upstream calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDefaults {
+    /// Connect timeout (default 5s).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Whole-call timeout (default 30s).
+    #[serde(default = "default_call_timeout")]
+    pub timeout: Dur,
+    /// Response bytes kept for a tool result (default 4MiB); beyond it the result is
+    /// truncated with a note.
+    #[serde(default = "default_max_response")]
+    pub max_response_bytes: Size,
+}
+
+fn default_connect_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+fn default_call_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(30))
+}
+fn default_max_response() -> Size {
+    Size(4 << 20)
+}
+
+impl Default for UpstreamDefaults {
+    fn default() -> Self {
+        UpstreamDefaults { connect_timeout: default_connect_timeout(), timeout: default_call_timeout(), max_response_bytes: default_max_response() }
+    }
+}
+
+/// One entry of `servers:`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    /// Route name: the server is served at `/mcp/{name}`.
+    pub name: String,
+    /// Shown in listings.
+    pub description: Option<String>,
+    /// The kind-specific settings.
+    #[serde(flatten)]
+    pub kind: ServerKind,
+}
+
+/// The kinds of server, by their `type:` value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerKind {
+    /// `type: openapi`: an OpenAPI/Swagger document turned into tools.
+    Openapi(crate::openapi::OpenApiServerConfig),
+    /// `type: rest`: hand-written REST tools (Higress YAML format).
+    Rest(crate::rest::RestServerConfig),
+    /// `type: database`: instance and SQL tools over a database.
+    Database(crate::database::DatabaseServerConfig),
+}
+
+impl ServerKind {
+    /// The `type:` value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerKind::Openapi(_) => "openapi",
+            ServerKind::Rest(_) => "rest",
+            ServerKind::Database(_) => "database",
+        }
+    }
+}
+
+/// Whether `name` can be a route name.
+pub fn valid_server_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+impl Config {
+    /// Reads, substitutes `${ENV}` references in, and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, None, format!("cannot read config: {e}")))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut doc: Yaml = serde_yaml::from_str(text).map_err(|e| ConfigError::new(path, None, format!("invalid YAML: {e}")))?;
+        if doc.is_null() {
+            doc = Yaml::Mapping(Default::default());
+        }
+        env::substitute(&mut doc, &mut String::new()).map_err(|(field, msg)| ConfigError::new(path, Some(format!("field `{field}`")), msg))?;
+        let Yaml::Mapping(mut map) = doc else {
+            return Err(ConfigError::new(path, None, "the config must be a YAML mapping"));
+        };
+        let servers = map.remove("servers").unwrap_or(Yaml::Null);
+        let mut config: Config = serde_yaml::from_value(Yaml::Mapping(map)).map_err(|e| ConfigError::new(path, None, e.to_string()))?;
+        config.path = path.to_path_buf();
+        config.servers = parse_servers(servers, path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The folder relative paths in this config resolve against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |ctx: &str, msg: String| ConfigError::new(&self.path, Some(ctx.to_string()), msg);
+        if self.listen.is_empty() {
+            return Err(err("field `listen`", "at least one address is required".into()));
+        }
+        for addr in &self.listen {
+            addr.parse::<std::net::SocketAddr>().map_err(|e| err("field `listen`", format!("`{addr}` is not an address like 127.0.0.1:8080: {e}")))?;
+        }
+        if !self.admin.listen.is_empty() {
+            self.admin.listen.parse::<std::net::SocketAddr>().map_err(|e| err("field `admin.listen`", format!("`{}`: {e}", self.admin.listen)))?;
+        }
+        if let Some(key) = &self.session.key {
+            crate::mcp::session::parse_key(key).map_err(|m| err("field `session.key`", m))?;
+        }
+        if self.session.idle_ttl.0.is_zero() || self.session.ttl.0.is_zero() {
+            return Err(err("field `session`", "ttl and idle_ttl must be positive".into()));
+        }
+        if self.limits.max_request_body.0 == 0 {
+            return Err(err("field `limits.max_request_body`", "must be positive".into()));
+        }
+        if let Some(p) = &self.pingora {
+            let text = serde_yaml::to_string(p).unwrap_or_default();
+            pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}"))
+                .map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, ConfigError> {
+    let list = match servers {
+        Yaml::Null => return Ok(Vec::new()),
+        Yaml::Sequence(list) => list,
+        _ => return Err(ConfigError::new(path, Some("field `servers`".into()), "must be a list")),
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, entry) in list.into_iter().enumerate() {
+        let Yaml::Mapping(mut map) = entry else {
+            return Err(ConfigError::new(path, Some(format!("servers[{i}]")), "each server must be a mapping with `name` and `type`"));
+        };
+        let name = match map.remove("name") {
+            Some(Yaml::String(s)) => s,
+            _ => return Err(ConfigError::new(path, Some(format!("servers[{i}]")), "missing field `name`")),
+        };
+        let ctx = |field: &str| Some(format!("server `{name}`{}", if field.is_empty() { String::new() } else { format!(", field `{field}`") }));
+        if !valid_server_name(&name) {
+            return Err(ConfigError::new(path, ctx("name"), "names are 1-64 characters of A-Z a-z 0-9 _ . -"));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(ConfigError::new(path, ctx("name"), "duplicate server name"));
+        }
+        let description = match map.remove("description") {
+            None | Some(Yaml::Null) => None,
+            Some(Yaml::String(s)) => Some(s),
+            Some(_) => return Err(ConfigError::new(path, ctx("description"), "must be a string")),
+        };
+        let kind = match map.remove("type") {
+            Some(Yaml::String(s)) => s,
+            _ => return Err(ConfigError::new(path, ctx("type"), "missing; one of: openapi, rest, database")),
+        };
+        let rest = Yaml::Mapping(map);
+        let de_err = |e: serde_yaml::Error| ConfigError::new(path, ctx(""), e.to_string());
+        let kind = match kind.as_str() {
+            "openapi" => ServerKind::Openapi(serde_yaml::from_value(rest).map_err(de_err)?),
+            "rest" => ServerKind::Rest(serde_yaml::from_value(rest).map_err(de_err)?),
+            "database" => ServerKind::Database(serde_yaml::from_value(rest).map_err(de_err)?),
+            other => return Err(ConfigError::new(path, ctx("type"), format!("unknown server type `{other}`; one of: openapi, rest, database"))),
+        };
+        out.push(ServerConfig { name, description, kind });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,48 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/mcpgate/test.yaml"))
+}
+
+#[test]
+fn empty_config_gets_safe_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.listen, vec!["127.0.0.1:8080".to_string()]);
+    assert_eq!(c.admin.listen, "127.0.0.1:9090");
+    assert!(c.servers.is_empty());
+}
+
+#[test]
+fn unknown_fields_are_errors_naming_the_field() {
+    let e = parse("listen: [\"127.0.0.1:1\"]\nlisten_typo: 1\n").unwrap_err().to_string();
+    assert!(e.contains("listen_typo"), "{e}");
+    assert!(e.contains("/etc/mcpgate/test.yaml"), "{e}");
+}
+
+#[test]
+fn server_errors_name_the_file_the_server_and_the_field() {
+    let e = parse("servers:\n  - name: pets\n    type: openapi\n    spec: x.yaml\n    bogus: 1\n").unwrap_err().to_string();
+    assert!(e.contains("server `pets`") && e.contains("bogus") && e.contains("test.yaml"), "{e}");
+    let e = parse("servers:\n  - name: pets\n    type: nope\n").unwrap_err().to_string();
+    assert!(e.contains("unknown server type `nope`"), "{e}");
+    let e = parse("servers:\n  - {name: a, type: openapi, spec: x}\n  - {name: a, type: openapi, spec: y}\n").unwrap_err().to_string();
+    assert!(e.contains("duplicate server name"), "{e}");
+}
+
+#[test]
+fn env_references_are_substituted_in_values() {
+    std::env::set_var("MCPGATE_TEST_SPEC", "from-env.yaml");
+    let c = parse("servers:\n  - {name: a, type: openapi, spec: \"${MCPGATE_TEST_SPEC}\"}\n").unwrap();
+    match &c.servers[0].kind {
+        ServerKind::Openapi(o) => assert_eq!(o.spec, "from-env.yaml"),
+        _ => panic!("wrong kind"),
+    }
+    let e = parse("session: {key: \"${MCPGATE_TEST_UNSET_VAR}\"}\n").unwrap_err().to_string();
+    assert!(e.contains("session.key") && e.contains("MCPGATE_TEST_UNSET_VAR"), "{e}");
+}
+
+#[test]
+fn bad_listen_and_key_are_rejected() {
+    assert!(parse("listen: [\"nowhere\"]\n").is_err());
+    assert!(parse("session: {key: tooshort}\n").unwrap_err().to_string().contains("session.key"));
+}

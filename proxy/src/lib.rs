@@ -1,0 +1,11 @@
+//! mcpgate: an MCP gateway on Pingora.
+//!
+//! See `docs/ARCHITECTURE.md` for the map of modules and the path of a request.
+
+pub mod config;
+pub mod database;
+pub mod mcp;
+pub mod openapi;
+pub mod rest;
+pub mod runtime;
+pub mod tools;

@@ -1,0 +1,231 @@
+//! Sealed session tokens.
+//!
+//! A session id is an AEAD-sealed token (XChaCha20-Poly1305) carrying the route, the
+//! negotiated protocol version and the expiry. Any gateway holding the same key accepts
+//! it with no shared store, and a client learns nothing from it. What a token cannot
+//! carry is kept locally: sessions that ended (DELETE, idle expiry) are remembered until
+//! their token expires, and last use is tracked for the idle TTL.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use moka::sync::Cache;
+use rand::RngCore;
+
+use super::version::ProtocolVersion;
+
+const AAD: &[u8] = b"mcpgate-session-v1";
+const FORMAT: u8 = 1;
+
+/// Parses a 32-byte session key written as base64 (standard or URL-safe) or 64 hex digits.
+pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    let t = text.trim();
+    let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32).map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16)).collect::<Result<Vec<u8>, _>>().map_err(|e| e.to_string())?
+    } else {
+        STANDARD.decode(t).or_else(|_| URL_SAFE.decode(t)).or_else(|_| URL_SAFE_NO_PAD.decode(t)).map_err(|_| "the session key must be 32 bytes as base64 or 64 hex digits (try `openssl rand -base64 32`)".to_string())?
+    };
+    bytes.try_into().map_err(|b: Vec<u8>| format!("the session key must be 32 bytes, got {}", b.len()))
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClaims {
+    /// Random session identity (never shown to clients in clear).
+    pub id: u128,
+    /// The route the session belongs to.
+    pub route: String,
+    /// The negotiated protocol version.
+    pub version: ProtocolVersion,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// Why a presented session id is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRejection {
+    /// Not a token this gateway (or its fleet) issued, or issued for another route.
+    Unknown,
+    /// Expired, deleted or idle too long.
+    Ended,
+}
+
+/// Seals and opens tokens, and remembers local session state.
+pub struct SessionManager {
+    cipher: XChaCha20Poly1305,
+    ttl: Duration,
+    idle_ttl: Duration,
+    last_seen: Cache<u128, Arc<AtomicU64>>,
+    ended: Cache<u128, ()>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl SessionManager {
+    /// A manager with `key` (or a fresh random key when `None`).
+    pub fn new(key: Option<[u8; 32]>, ttl: Duration, idle_ttl: Duration) -> Self {
+        let key = key.unwrap_or_else(|| {
+            let mut k = [0u8; 32];
+            rand::rng().fill_bytes(&mut k);
+            k
+        });
+        SessionManager {
+            cipher: XChaCha20Poly1305::new(&key.into()),
+            ttl,
+            idle_ttl,
+            last_seen: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
+            ended: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
+        }
+    }
+
+    /// Issues a token for a new session.
+    pub fn issue(&self, route: &str, version: ProtocolVersion) -> String {
+        let mut rng = rand::rng();
+        let id = ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128;
+        let expires_at = now_secs() + self.ttl.as_secs();
+        let mut plain = Vec::with_capacity(34 + route.len());
+        plain.push(FORMAT);
+        plain.push(version as u8);
+        plain.extend_from_slice(&expires_at.to_be_bytes());
+        plain.extend_from_slice(&id.to_be_bytes());
+        plain.extend_from_slice(route.as_bytes());
+        let mut nonce = [0u8; 24];
+        rng.fill_bytes(&mut nonce);
+        // Sealing with a valid key and nonce cannot fail.
+        let sealed = self.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain, aad: AAD }).unwrap_or_default();
+        let mut out = Vec::with_capacity(24 + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        self.last_seen.insert(id, Arc::new(AtomicU64::new(now_millis())));
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Opens a token without touching local state.
+    pub fn open(&self, token: &str) -> Option<SessionClaims> {
+        if token.len() > 512 {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
+        if raw.len() < 24 + 16 {
+            return None;
+        }
+        let (nonce, sealed) = raw.split_at(24);
+        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: AAD }).ok()?;
+        if plain.len() < 26 || plain[0] != FORMAT {
+            return None;
+        }
+        let version = ProtocolVersion::from_index(plain[1])?;
+        let expires_at = u64::from_be_bytes(plain[2..10].try_into().ok()?);
+        let id = u128::from_be_bytes(plain[10..26].try_into().ok()?);
+        let route = String::from_utf8(plain[26..].to_vec()).ok()?;
+        Some(SessionClaims { id, route, version, expires_at })
+    }
+
+    /// Validates a token presented on `route` and records its use.
+    pub fn check(&self, token: &str, route: &str) -> Result<SessionClaims, SessionRejection> {
+        let claims = self.open(token).ok_or(SessionRejection::Unknown)?;
+        if claims.route != route {
+            return Err(SessionRejection::Unknown);
+        }
+        if claims.expires_at <= now_secs() || self.ended.contains_key(&claims.id) {
+            return Err(SessionRejection::Ended);
+        }
+        let now = now_millis();
+        match self.last_seen.get(&claims.id) {
+            Some(seen) => {
+                let last = seen.swap(now, Ordering::Relaxed);
+                if now.saturating_sub(last) > self.idle_ttl.as_millis() as u64 {
+                    self.end(claims.id);
+                    return Err(SessionRejection::Ended);
+                }
+            }
+            // Issued by another gateway of the fleet, or before a restart: adopt it.
+            None => self.last_seen.insert(claims.id, Arc::new(AtomicU64::new(now))),
+        }
+        Ok(claims)
+    }
+
+    /// Ends a session: later use gets 404 until the token would have expired anyway.
+    pub fn end(&self, id: u128) {
+        self.last_seen.invalidate(&id);
+        self.ended.insert(id, ());
+    }
+
+    /// Ends sessions idle longer than the idle TTL; returns how many are still active.
+    pub fn sweep(&self) -> u64 {
+        let now = now_millis();
+        let idle = self.idle_ttl.as_millis() as u64;
+        let stale: Vec<u128> = self.last_seen.iter().filter(|(_, seen)| now.saturating_sub(seen.load(Ordering::Relaxed)) > idle).map(|(id, _)| *id).collect();
+        for id in stale {
+            self.end(id);
+        }
+        self.last_seen.run_pending_tasks();
+        self.last_seen.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mgr() -> SessionManager {
+        SessionManager::new(Some([7u8; 32]), Duration::from_secs(3600), Duration::from_secs(600))
+    }
+
+    #[test]
+    fn tokens_round_trip_and_are_bound_to_their_route() {
+        let m = mgr();
+        let t = m.issue("petstore", ProtocolVersion::V2025_06_18);
+        assert!(t.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        let c = m.check(&t, "petstore").unwrap();
+        assert_eq!(c.version, ProtocolVersion::V2025_06_18);
+        assert_eq!(m.check(&t, "other"), Err(SessionRejection::Unknown));
+        assert!(!t.contains("petstore"));
+    }
+
+    #[test]
+    fn another_gateway_with_the_same_key_accepts_the_token() {
+        let t = mgr().issue("a", ProtocolVersion::V2025_11_25);
+        assert!(mgr().check(&t, "a").is_ok());
+        let other = SessionManager::new(Some([8u8; 32]), Duration::from_secs(60), Duration::from_secs(60));
+        assert_eq!(other.check(&t, "a"), Err(SessionRejection::Unknown));
+    }
+
+    #[test]
+    fn ended_sessions_stay_ended() {
+        let m = mgr();
+        let t = m.issue("a", ProtocolVersion::V2025_03_26);
+        let id = m.check(&t, "a").unwrap().id;
+        m.end(id);
+        assert_eq!(m.check(&t, "a"), Err(SessionRejection::Ended));
+    }
+
+    #[test]
+    fn tampered_tokens_are_unknown() {
+        let m = mgr();
+        let mut t = m.issue("a", ProtocolVersion::V2025_03_26).into_bytes();
+        let last = t.len() - 3;
+        t[last] = if t[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(m.check(std::str::from_utf8(&t).unwrap(), "a"), Err(SessionRejection::Unknown));
+        assert_eq!(m.check("garbage", "a"), Err(SessionRejection::Unknown));
+    }
+
+    #[test]
+    fn keys_parse_from_base64_and_hex() {
+        assert!(parse_key(&STANDARD.encode([1u8; 32])).is_ok());
+        assert!(parse_key(&"ab".repeat(32)).is_ok());
+        assert!(parse_key("short").is_err());
+        assert!(parse_key(&STANDARD.encode([1u8; 16])).is_err());
+    }
+}

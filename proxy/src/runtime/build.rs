@@ -1,0 +1,192 @@
+//! Building a [`Snapshot`] from a config.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::config::{Config, ServerConfig, ServerKind, UpstreamDefaults};
+use crate::tools::{Catalog, ToolServer};
+
+/// A server that failed to build, named.
+#[derive(Debug, Error)]
+#[error("{file}: server `{server}`: {message}")]
+pub struct BuildError {
+    /// The config file.
+    pub file: String,
+    /// The server.
+    pub server: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What a server-kind module hands to the snapshot builder.
+pub struct BuiltRoute {
+    /// Route name (`/mcp/{name}`).
+    pub name: String,
+    /// Shown in listings.
+    pub description: Option<String>,
+    /// The server.
+    pub server: Arc<dyn ToolServer>,
+}
+
+/// Inputs a server-kind module may use while building.
+pub struct BuildContext<'a> {
+    /// The folder relative paths resolve against.
+    pub base_dir: &'a Path,
+    /// Upstream defaults from the config.
+    pub upstream: &'a UpstreamDefaults,
+    /// The snapshot being replaced, if any (to reuse pools of unchanged sources).
+    pub previous: Option<&'a Snapshot>,
+}
+
+/// One served route: a server with its prepared catalog and prebuilt `tools/list` pages.
+pub struct Route {
+    /// Route name.
+    pub name: String,
+    /// `type:` of the config entry that produced it.
+    pub kind: &'static str,
+    /// Config entry name that produced it (a database entry may produce several routes).
+    pub source: String,
+    /// Shown in listings.
+    pub description: Option<String>,
+    /// The server.
+    pub server: Arc<dyn ToolServer>,
+    /// Tools with compiled validators.
+    pub catalog: Catalog,
+    /// `tools/list` results, one per page, for protocol >= 2025-06-18.
+    pub pages: Vec<Box<RawValue>>,
+    /// The same pages without the fields older protocol versions do not define.
+    pub legacy_pages: Vec<Box<RawValue>>,
+    /// Serialized config entry, to tell whether a reload changed this route.
+    pub fingerprint: String,
+}
+
+/// Everything a request needs, immutable.
+pub struct Snapshot {
+    /// The config this was built from.
+    pub config: Arc<Config>,
+    /// Routes by name.
+    pub routes: HashMap<String, Arc<Route>>,
+    /// Increments on every successful reload.
+    pub generation: u64,
+}
+
+/// `tools/list` page size.
+pub const PAGE_SIZE: usize = 100;
+
+impl Snapshot {
+    /// A route by name.
+    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.get(name)
+    }
+
+    /// The route built from the same config entry, if that entry is unchanged.
+    pub fn unchanged_route(&self, name: &str, fingerprint: &str) -> Option<&Arc<Route>> {
+        self.routes.get(name).filter(|r| r.fingerprint == fingerprint)
+    }
+}
+
+/// Builds a snapshot; any server that fails to build fails the whole snapshot, so an
+/// invalid config never replaces a valid one.
+pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
+    let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous };
+    let mut routes = HashMap::new();
+    for server in &config.servers {
+        let fingerprint = serde_json::to_string(server).unwrap_or_default();
+        let err = |message: String| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message };
+        let built = match reusable_routes(server, &cx, &fingerprint) {
+            Some(reused) => reused,
+            None => build_server(server, &cx).await.map_err(err)?,
+        };
+        for b in built {
+            if routes.contains_key(&b.name) {
+                return Err(err(format!("route `{}` is defined twice", b.name)));
+            }
+            let route = prepare_route(b, server, &fingerprint).map_err(err)?;
+            routes.insert(route.name.clone(), Arc::new(route));
+        }
+    }
+    let generation = previous.map_or(1, |p| p.generation + 1);
+    Ok(Snapshot { config, routes, generation })
+}
+
+/// Database entries whose config did not change keep their routes (and so their pools)
+/// across a reload; everything else is rebuilt so that edited spec files are re-read.
+fn reusable_routes(server: &ServerConfig, cx: &BuildContext<'_>, fingerprint: &str) -> Option<Vec<BuiltRoute>> {
+    if !matches!(server.kind, ServerKind::Database(_)) {
+        return None;
+    }
+    let previous = cx.previous?;
+    let reused: Vec<BuiltRoute> = previous
+        .routes
+        .values()
+        .filter(|r| r.source == server.name && r.fingerprint == fingerprint)
+        .map(|r| BuiltRoute { name: r.name.clone(), description: r.description.clone(), server: r.server.clone() })
+        .collect();
+    (!reused.is_empty()).then_some(reused)
+}
+
+async fn build_server(server: &ServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, String> {
+    match &server.kind {
+        ServerKind::Openapi(c) => crate::openapi::build(&server.name, c, cx).await.map_err(|e| e.to_string()),
+        ServerKind::Rest(c) => crate::rest::build(&server.name, c, cx).await.map_err(|e| e.to_string()),
+        ServerKind::Database(c) => crate::database::build(&server.name, c, cx).await.map_err(|e| e.to_string()),
+    }
+    .map(|mut routes| {
+        for r in &mut routes {
+            if r.description.is_none() {
+                r.description = server.description.clone();
+            }
+        }
+        routes
+    })
+}
+
+fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str) -> Result<Route, String> {
+    let defs = b.server.tools();
+    let catalog = Catalog::new(defs).map_err(|e| e.to_string())?;
+    let (pages, legacy_pages) = build_pages(defs).map_err(|e| e.to_string())?;
+    Ok(Route {
+        name: b.name,
+        kind: server.kind.type_name(),
+        source: server.name.clone(),
+        description: b.description,
+        server: b.server,
+        catalog,
+        pages,
+        legacy_pages,
+        fingerprint: fingerprint.to_string(),
+    })
+}
+
+/// Serializes `tools/list` results once, per page, in both shapes.
+fn build_pages(defs: &[crate::tools::ToolDef]) -> Result<(Vec<Box<RawValue>>, Vec<Box<RawValue>>), serde_json::Error> {
+    let chunks: Vec<_> = if defs.is_empty() { vec![&defs[..0]] } else { defs.chunks(PAGE_SIZE).collect() };
+    let mut modern = Vec::with_capacity(chunks.len());
+    let mut legacy = Vec::with_capacity(chunks.len());
+    for (i, chunk) in chunks.iter().enumerate() {
+        let next = (i + 1 < chunks.len()).then(|| crate::mcp::cursor::encode((i + 1) * PAGE_SIZE));
+        let mut tools: Vec<serde_json::Value> = chunk.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+        modern.push(page_json(&tools, next.as_deref())?);
+        for t in &mut tools {
+            if let Some(obj) = t.as_object_mut() {
+                obj.remove("outputSchema");
+                obj.remove("title");
+            }
+        }
+        legacy.push(page_json(&tools, next.as_deref())?);
+    }
+    Ok((modern, legacy))
+}
+
+fn page_json(tools: &[serde_json::Value], next: Option<&str>) -> Result<Box<RawValue>, serde_json::Error> {
+    let mut obj = serde_json::Map::new();
+    obj.insert("tools".into(), serde_json::Value::Array(tools.to_vec()));
+    if let Some(n) = next {
+        obj.insert("nextCursor".into(), n.into());
+    }
+    RawValue::from_string(serde_json::to_string(&obj)?)
+}

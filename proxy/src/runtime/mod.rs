@@ -1,0 +1,12 @@
+//! The immutable runtime snapshot built from a [`Config`](crate::config::Config), and the
+//! `ArcSwap` that holds the current one.
+//!
+//! Everything a request needs (parsed specs, compiled validators, resolved upstreams,
+//! pools) is built here, off the hot path. A request loads the snapshot once and keeps
+//! that `Arc` to its end, so a reload never changes anything under a request in flight.
+
+mod build;
+mod reload;
+
+pub use build::{build_snapshot, BuildContext, BuildError, BuiltRoute, Route, Snapshot};
+pub use reload::{Reloader, SharedSnapshot};
