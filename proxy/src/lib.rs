@@ -2,10 +2,14 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the map of modules and the path of a request.
 
+pub mod admin;
 pub mod config;
 pub mod database;
+pub mod gateway;
 pub mod mcp;
+pub mod metrics;
 pub mod openapi;
 pub mod rest;
 pub mod runtime;
 pub mod tools;
+pub mod upstream;

@@ -94,7 +94,8 @@ impl Default for AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     /// 32-byte key, base64 or hex, that seals session tokens. Gateways sharing a key accept
-    /// each other's sessions. When absent an ephemeral key is generated (with a warning).
+    /// each other's sessions. When absent or empty an ephemeral key is generated (with a
+    /// warning).
     #[serde(default, skip_serializing)]
     pub key: Option<String>,
     /// Absolute session lifetime (default 24h).
@@ -276,7 +277,7 @@ impl Config {
         if !self.admin.listen.is_empty() {
             self.admin.listen.parse::<std::net::SocketAddr>().map_err(|e| err("field `admin.listen`", format!("`{}`: {e}", self.admin.listen)))?;
         }
-        if let Some(key) = &self.session.key {
+        if let Some(key) = self.session.key.as_deref().filter(|k| !k.trim().is_empty()) {
             crate::mcp::session::parse_key(key).map_err(|m| err("field `session.key`", m))?;
         }
         if self.session.idle_ttl.0.is_zero() || self.session.ttl.0.is_zero() {

@@ -2,5 +2,9 @@
 //! legacy HTTP+SSE transports, independent of where tools come from.
 
 pub mod cursor;
+pub mod http;
+pub mod jsonrpc;
+pub mod methods;
 pub mod session;
+pub mod sse;
 pub mod version;

@@ -91,6 +91,11 @@ impl SessionManager {
 
     /// Issues a token for a new session.
     pub fn issue(&self, route: &str, version: ProtocolVersion) -> String {
+        self.issue_with_id(route, version).0
+    }
+
+    /// Issues a token and returns it with the session's identity.
+    pub fn issue_with_id(&self, route: &str, version: ProtocolVersion) -> (String, u128) {
         let mut rng = rand::rng();
         let id = ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128;
         let expires_at = now_secs() + self.ttl.as_secs();
@@ -108,7 +113,7 @@ impl SessionManager {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
         self.last_seen.insert(id, Arc::new(AtomicU64::new(now_millis())));
-        URL_SAFE_NO_PAD.encode(out)
+        (URL_SAFE_NO_PAD.encode(out), id)
     }
 
     /// Opens a token without touching local state.

@@ -47,3 +47,37 @@ pub async fn build(
     let _ = (name, cfg, cx);
     Err(OpenApiError::Other("openapi servers are not built yet".into()))
 }
+
+/// An operation that did not become a tool, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// `METHOD /path` or operationId.
+    pub operation: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.operation, self.reason)
+    }
+}
+
+/// A converted document.
+pub struct Conversion {
+    /// The tools, in the REST tool file format.
+    pub file: crate::rest::model::RestToolsFile,
+    /// Operations that did not become tools.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Loads and converts a document (placeholder until the converter lands).
+pub async fn convert_source(source: &str, base_dir: &std::path::Path, base_url: Option<&str>) -> Result<Conversion, OpenApiError> {
+    let _ = (source, base_dir, base_url);
+    Err(OpenApiError::Other("the OpenAPI converter is not built yet".into()))
+}
+
+/// Renders a tool file as YAML.
+pub fn to_yaml(file: &crate::rest::model::RestToolsFile) -> String {
+    serde_yaml::to_string(file).unwrap_or_default()
+}

@@ -8,6 +8,8 @@ use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::config::{Config, ServerConfig, ServerKind, UpstreamDefaults};
+use crate::mcp::http::OriginPolicy;
+use crate::mcp::session::SessionManager;
 use crate::tools::{Catalog, ToolServer};
 
 /// A server that failed to build, named.
@@ -72,6 +74,11 @@ pub struct Snapshot {
     pub routes: HashMap<String, Arc<Route>>,
     /// Increments on every successful reload.
     pub generation: u64,
+    /// Session tokens and local session state (kept across reloads while `session:` is
+    /// unchanged).
+    pub sessions: Arc<SessionManager>,
+    /// Origin/Host acceptance.
+    pub origin: OriginPolicy,
 }
 
 /// `tools/list` page size.
@@ -110,7 +117,25 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
         }
     }
     let generation = previous.map_or(1, |p| p.generation + 1);
-    Ok(Snapshot { config, routes, generation })
+    let sessions = match previous {
+        Some(p) if same_session_config(&p.config, &config) => p.sessions.clone(),
+        _ => Arc::new(session_manager(&config)),
+    };
+    let origin = OriginPolicy::new(&config);
+    Ok(Snapshot { config, routes, generation, sessions, origin })
+}
+
+fn same_session_config(a: &Config, b: &Config) -> bool {
+    a.session.key == b.session.key && a.session.ttl == b.session.ttl && a.session.idle_ttl == b.session.idle_ttl
+}
+
+fn session_manager(config: &Config) -> SessionManager {
+    // The key was validated at load; an unusable one cannot reach here.
+    let key = config.session.key.as_deref().and_then(|k| crate::mcp::session::parse_key(k).ok());
+    if key.is_none() {
+        log::warn!("session.key is not set: using an ephemeral key; sessions will not survive a restart or be accepted by other gateways");
+    }
+    SessionManager::new(key, config.session.ttl.0, config.session.idle_ttl.0)
 }
 
 /// Database entries whose config did not change keep their routes (and so their pools)

@@ -8,5 +8,5 @@
 mod build;
 mod reload;
 
-pub use build::{build_snapshot, BuildContext, BuildError, BuiltRoute, Route, Snapshot};
-pub use reload::{Reloader, SharedSnapshot};
+pub use build::{build_snapshot, BuildContext, BuildError, BuiltRoute, Route, Snapshot, PAGE_SIZE};
+pub use reload::Reloader;

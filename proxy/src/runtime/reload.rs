@@ -1,13 +1,139 @@
 //! Hot reload: SIGHUP and config-file changes rebuild the snapshot and swap it in.
+//!
+//! Runs as a Pingora background service, so it lives on a runtime that exists for the
+//! whole server (after any daemonizing fork), and owns the first build too.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::signal::unix::{signal, SignalKind};
 
-use super::Snapshot;
+use super::build_snapshot;
+use crate::config::Config;
+use crate::gateway::GatewayState;
+use crate::metrics::METRICS;
 
-/// The current snapshot, shared by every request.
-pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+/// How often the config file is checked for changes.
+const POLL: Duration = Duration::from_secs(1);
+/// How often idle sessions are swept.
+const SWEEP: Duration = Duration::from_secs(10);
 
-/// Watches for reload triggers.
-pub struct Reloader;
+/// Builds the first snapshot, then reloads on SIGHUP or when the config file changes.
+pub struct Reloader {
+    state: Arc<GatewayState>,
+    path: PathBuf,
+    initial: Arc<Config>,
+}
+
+impl Reloader {
+    /// A reloader for `path`, starting from an already validated config.
+    pub fn new(state: Arc<GatewayState>, path: PathBuf, initial: Config) -> Self {
+        Reloader { state, path, initial: Arc::new(initial) }
+    }
+
+    async fn first_build(&self) {
+        let started = Instant::now();
+        match build_snapshot(self.initial.clone(), None).await {
+            Ok(snapshot) => {
+                log::info!("serving {} route(s) from {} (built in {:?})", snapshot.routes.len(), self.path.display(), started.elapsed());
+                METRICS.generation.set(snapshot.generation as i64);
+                self.state.snapshot.store(Some(Arc::new(snapshot)));
+            }
+            Err(e) => {
+                // Nothing valid to serve: fail loudly so the supervisor reports it.
+                log::error!("cannot start: {e}");
+                eprintln!("mcpgate: cannot start: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+
+    /// Loads, validates and builds the config; swaps it in only if everything succeeded.
+    pub async fn reload(&self, why: &str) {
+        let started = Instant::now();
+        let config = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => return self.reject(why, &e.to_string()),
+        };
+        let previous = self.state.snapshot.load_full();
+        if let Some(p) = &previous {
+            warn_unappliable(&p.config, &config);
+        }
+        match build_snapshot(Arc::new(config), previous.as_deref()).await {
+            Ok(snapshot) => {
+                METRICS.reloads.inc();
+                METRICS.generation.set(snapshot.generation as i64);
+                METRICS.build_seconds.observe(started.elapsed().as_secs_f64());
+                log::info!("config reloaded ({why}): generation {}, {} route(s), built in {:?}", snapshot.generation, snapshot.routes.len(), started.elapsed());
+                self.state.snapshot.store(Some(Arc::new(snapshot)));
+            }
+            Err(e) => self.reject(why, &e.to_string()),
+        }
+    }
+
+    fn reject(&self, why: &str, error: &str) {
+        METRICS.reload_failures.inc();
+        log::error!("config reload ({why}) rejected, still serving the previous config: {error}");
+    }
+
+    fn sweep(&self) {
+        if let Some(s) = self.state.snapshot.load_full() {
+            METRICS.active_sessions.set(s.sessions.sweep() as i64);
+        }
+    }
+}
+
+fn warn_unappliable(old: &Config, new: &Config) {
+    if old.listen != new.listen || old.admin.listen != new.admin.listen {
+        log::warn!("listen addresses changed in the config; they take effect on restart or graceful upgrade");
+    }
+    if old.pingora != new.pingora {
+        log::warn!("`pingora:` settings changed; they take effect on restart or graceful upgrade");
+    }
+}
+
+fn fingerprint(path: &std::path::Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("cannot listen for SIGHUP, reload by file change only: {e}");
+                None
+            }
+        };
+        let mut seen = fingerprint(&self.path);
+        self.first_build().await;
+        let mut poll = tokio::time::interval(POLL);
+        let mut sweep = tokio::time::interval(SWEEP);
+        loop {
+            tokio::select! {
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    seen = fingerprint(&self.path);
+                    self.reload("SIGHUP").await;
+                }
+                _ = poll.tick() => {
+                    let now = fingerprint(&self.path);
+                    if now.is_some() && now != seen {
+                        seen = now;
+                        self.reload("config file changed").await;
+                    }
+                }
+                _ = sweep.tick() => self.sweep(),
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and a read-only JSON API over
+//! the servers being served (`/admin/servers`, `/admin/servers/{name}`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+
+use crate::gateway::GatewayState;
+use crate::runtime::{Route, Snapshot};
+
+/// The admin HTTP app.
+pub struct AdminApp {
+    state: Arc<GatewayState>,
+}
+
+impl AdminApp {
+    /// An admin app over the gateway's state.
+    pub fn new(state: Arc<GatewayState>) -> Self {
+        AdminApp { state }
+    }
+}
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut r = Response::new(body);
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    let len = r.body().len();
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    r
+}
+
+fn json_reply(status: u16, value: serde_json::Value) -> Response<Vec<u8>> {
+    reply(status, "application/json", value.to_string().into_bytes())
+}
+
+fn route_summary(r: &Route) -> serde_json::Value {
+    json!({
+        "name": r.name,
+        "type": r.kind,
+        "source": r.source,
+        "description": r.description,
+        "tools": r.catalog.len(),
+        "endpoint": format!("/mcp/{}", r.name),
+        "sse_endpoint": format!("/mcp/{}/sse", r.name),
+    })
+}
+
+fn servers(snapshot: &Snapshot) -> serde_json::Value {
+    let mut routes: Vec<_> = snapshot.routes.values().collect();
+    routes.sort_by(|a, b| a.name.cmp(&b.name));
+    json!({ "generation": snapshot.generation, "servers": routes.iter().map(|r| route_summary(r)).collect::<Vec<_>>() })
+}
+
+fn server_detail(route: &Route) -> serde_json::Value {
+    let mut v = route_summary(route);
+    v["tool_list"] = json!(route.catalog.entries().iter().map(|e| json!({"name": e.def.name, "description": e.def.description})).collect::<Vec<_>>());
+    v
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if session.req_header().method != http::Method::GET {
+            return json_reply(405, json!({"error": "the admin API is read-only: use GET"}));
+        }
+        let path = session.req_header().uri.path().to_string();
+        let snapshot = self.state.snapshot.load_full();
+        match (path.as_str(), snapshot) {
+            ("/healthz", _) => json_reply(200, json!({"status": "ok"})),
+            ("/readyz", Some(s)) => json_reply(200, json!({"status": "ready", "generation": s.generation, "servers": s.routes.len()})),
+            ("/readyz", None) => json_reply(503, json!({"status": "starting"})),
+            ("/metrics", _) => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
+            ("/admin/servers", Some(s)) => json_reply(200, servers(&s)),
+            (p, Some(s)) if p.starts_with("/admin/servers/") => {
+                let name = &p["/admin/servers/".len()..];
+                match s.route(name) {
+                    Some(r) => json_reply(200, server_detail(r)),
+                    None => json_reply(404, json!({"error": format!("no server named `{name}`")})),
+                }
+            }
+            (p, None) if p.starts_with("/admin/") => json_reply(503, json!({"error": "the gateway is starting"})),
+            _ => json_reply(404, json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/admin/servers", "/admin/servers/{name}"]})),
+        }
+    }
+}

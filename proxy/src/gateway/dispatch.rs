@@ -1,0 +1,97 @@
+//! Routing in `request_filter`: `/mcp/{server}` (Streamable HTTP), `/mcp/{server}/sse`
+//! and `/mcp/{server}/message` (legacy HTTP+SSE).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use pingora_error::Result;
+use pingora_proxy::Session;
+
+use super::{legacy_sse, respond, streamable, GatewayState, RequestCtx};
+use crate::mcp::jsonrpc::INVALID_REQUEST;
+use crate::runtime::{Route, Snapshot};
+
+/// What every handler below gets.
+pub struct Request<'a> {
+    /// Shared gateway state.
+    pub state: &'a Arc<GatewayState>,
+    /// The snapshot this request runs on, start to end.
+    pub snapshot: Arc<Snapshot>,
+    /// The route.
+    pub route: Arc<Route>,
+}
+
+/// Dispatches a request; `Ok(true)` when answered here, `Ok(false)` to proxy upstream.
+pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let path = session.req_header().uri.path();
+    let Some(rest) = path.strip_prefix("/mcp/") else {
+        return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: MCP endpoints are /mcp/{server}").await;
+    };
+    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let (name, tail) = (name.to_string(), tail.to_string());
+    let Some(snapshot) = state.snapshot.load_full() else {
+        return respond::send(session, 503, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "the gateway is starting"), &[("retry-after", "1")]).await;
+    };
+    if let Err(why) = snapshot.origin.check(&session.req_header().headers) {
+        return respond::rpc_error(session, 403, INVALID_REQUEST, &format!("Forbidden: {why}")).await;
+    }
+    if let Some(reply) = oversized_headers(session, snapshot.config.limits.max_request_headers.0) {
+        return reply_431(session, reply).await;
+    }
+    let Some(route) = snapshot.route(&name).cloned() else {
+        return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: no MCP server named `{name}`")).await;
+    };
+    let req = Request { state, snapshot, route };
+    let method = session.req_header().method.clone();
+    match (tail.as_str(), method) {
+        ("", http::Method::POST) => streamable::post(&req, session, ctx).await,
+        ("", http::Method::DELETE) => streamable::delete(&req, session).await,
+        ("", _) => respond::send(session, 405, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "Method Not Allowed: this endpoint serves POST and DELETE (no server-initiated stream)"), &[("allow", "POST, DELETE")]).await,
+        ("sse", http::Method::GET) => legacy_sse::stream(&req, session).await,
+        ("sse", _) => respond::send(session, 405, None, Bytes::new(), &[("allow", "GET")]).await,
+        ("message" | "messages", http::Method::POST) => legacy_sse::message(&req, session).await,
+        ("message" | "messages", _) => respond::send(session, 405, None, Bytes::new(), &[("allow", "POST")]).await,
+        _ => respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found").await,
+    }
+}
+
+fn oversized_headers(session: &Session, limit: usize) -> Option<usize> {
+    let h = session.req_header();
+    let size: usize = h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + h.uri.to_string().len();
+    (size > limit).then_some(size)
+}
+
+async fn reply_431(session: &mut Session, size: usize) -> Result<bool> {
+    session.set_keepalive(None);
+    respond::rpc_error(session, 431, INVALID_REQUEST, &format!("Request Header Fields Too Large: {size} bytes")).await
+}
+
+/// Why a body could not be read.
+pub enum BodyFailure {
+    /// Larger than the limit.
+    TooLarge(usize),
+}
+
+/// Reads the whole request body up to `limit`, keeping Pingora's retry buffer so the
+/// proxy phases can still send a (replaced) body upstream.
+pub async fn read_body(session: &mut Session, limit: usize) -> Result<std::result::Result<Bytes, BodyFailure>> {
+    let declared = session.req_header().headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        return Ok(Err(BodyFailure::TooLarge(n)));
+    }
+    session.enable_retry_buffering();
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = session.read_request_body().await? {
+        if buf.len() + chunk.len() > limit {
+            return Ok(Err(BodyFailure::TooLarge(buf.len() + chunk.len())));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Ok(buf.freeze()))
+}
+
+/// Answers 413 and closes the connection (the rest of the body is not read).
+pub async fn too_large(session: &mut Session, size: usize, limit: usize) -> Result<bool> {
+    session.set_keepalive(None);
+    respond::rpc_error(session, 413, INVALID_REQUEST, &format!("Payload Too Large: {size} bytes exceeds the {limit}-byte limit (limits.max_request_body)")).await
+}

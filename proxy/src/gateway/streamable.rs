@@ -1,0 +1,164 @@
+//! Streamable HTTP (2025-03-26 and later) on `/mcp/{server}`: POST carries JSON-RPC,
+//! DELETE ends a session. Responses are `application/json`; the gateway originates no
+//! server-to-client messages, so GET gets 405.
+
+use bytes::Bytes;
+use pingora_error::Result;
+use pingora_proxy::Session;
+use serde_json::value::RawValue;
+
+use super::dispatch::{read_body, too_large, BodyFailure, Request};
+use super::proxy_call::ProxyState;
+use super::{respond, RequestCtx};
+use crate::mcp::http as mh;
+use crate::mcp::jsonrpc::{self, Body, BodyError, Message, INVALID_REQUEST, PARSE_ERROR};
+use crate::mcp::methods::{self, MethodCtx, Outcome, PendingCall};
+use crate::mcp::session::SessionRejection;
+use crate::mcp::version::ProtocolVersion;
+use crate::tools::CallContext;
+
+/// POST `/mcp/{server}`.
+pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let headers = &session.req_header().headers;
+    if !mh::accepts_post(headers) {
+        return respond::rpc_error(session, 406, INVALID_REQUEST, "Not Acceptable: Accept must list application/json and text/event-stream").await;
+    }
+    if !mh::is_json(headers) {
+        return respond::rpc_error(session, 415, INVALID_REQUEST, "Unsupported Media Type: Content-Type must be application/json").await;
+    }
+    let header_version = match mh::protocol_version(headers) {
+        Ok(v) => v,
+        Err(bad) => {
+            return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Bad Request: Unsupported protocol version: {bad} (supported versions: {})", ProtocolVersion::supported_list())).await;
+        }
+    };
+    let presented = mh::session_id(headers).map(str::to_owned);
+    let limit = req.snapshot.config.limits.max_request_body.0;
+    let body = match read_body(session, limit).await? {
+        Ok(b) => b,
+        Err(BodyFailure::TooLarge(n)) => return too_large(session, n, limit).await,
+    };
+    let parsed = match jsonrpc::parse_body(&body) {
+        Ok(p) => p,
+        Err(BodyError::Parse) => return respond::send(session, 400, Some("application/json"), jsonrpc::error(None, PARSE_ERROR, "Parse error: the body is not valid JSON"), &[]).await,
+        Err(BodyError::Invalid(why)) => return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: {why}")).await,
+    };
+    if let Body::Single(Message::Request { id, method: "initialize", params }) = parsed {
+        return initialize(req, session, id, params, header_version).await;
+    }
+    if let Body::Single(Message::Invalid { id, reason }) = parsed {
+        return respond::send(session, 400, Some("application/json"), jsonrpc::error(id, INVALID_REQUEST, &format!("Invalid Request: {reason}")), &[]).await;
+    }
+    if let Body::Single(Message::Request { id, method: "server/discover", .. }) = parsed {
+        return respond::send(session, 400, Some("application/json"), jsonrpc::error(Some(id), INVALID_REQUEST, methods::DISCOVER_UNSUPPORTED), &[]).await;
+    }
+    let Some(token) = presented else {
+        return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required (send initialize first)").await;
+    };
+    let claims = match req.snapshot.sessions.check(&token, &req.route.name) {
+        Ok(c) => c,
+        Err(SessionRejection::Unknown) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: unknown session; send a new initialize").await,
+        Err(SessionRejection::Ended) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: the session has ended; send a new initialize").await,
+    };
+    let version = claims.version;
+    match parsed {
+        Body::Single(Message::Request { id, method, params }) => single_request(req, session, ctx, version, id, method, params).await,
+        Body::Single(_) => respond::accepted(session).await,
+        Body::Batch(items) => batch(req, session, version, items).await,
+    }
+}
+
+async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, params: Option<&RawValue>, header_version: Option<ProtocolVersion>) -> Result<bool> {
+    let headers = session.req_header().headers.clone();
+    let cx = MethodCtx { route: &req.route, version: header_version.unwrap_or(ProtocolVersion::ASSUMED), call: CallContext { client_ip: client_ip(session), headers: &headers } };
+    match methods::handle_request(&cx, id, "initialize", params).await {
+        Outcome::Initialized { reply, version } => {
+            let token = req.snapshot.sessions.issue(&req.route.name, version);
+            respond::send(session, 200, Some("application/json"), reply, &[("mcp-session-id", token.as_str())]).await
+        }
+        Outcome::Reply(reply) => respond::json(session, reply).await,
+        Outcome::Proxy(_) => respond::rpc_error(session, 500, jsonrpc::INTERNAL_ERROR, "initialize cannot be proxied").await,
+    }
+}
+
+async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx, version: ProtocolVersion, id: &RawValue, method: &str, params: Option<&RawValue>) -> Result<bool> {
+    let headers = session.req_header().headers.clone();
+    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers } };
+    match methods::handle_request(&cx, id, method, params).await {
+        Outcome::Reply(reply) | Outcome::Initialized { reply, .. } => respond::json(session, reply).await,
+        Outcome::Proxy(pending) => {
+            // Pingora re-sends the body from its retry buffer, which holds at most 64 KiB;
+            // bigger requests run on the connector instead of the proxy phases.
+            if session.get_retry_buffer().is_none() {
+                let reply = run_to_completion(req, &pending).await;
+                return respond::json(session, reply).await;
+            }
+            ctx.proxy = Some(ProxyState::new(pending));
+            Ok(false)
+        }
+    }
+}
+
+/// Runs a planned call on the connector and returns the JSON-RPC response.
+pub async fn run_to_completion(req: &Request<'_>, pending: &PendingCall) -> String {
+    match crate::upstream::execute(&req.state.connector, &pending.call).await {
+        Ok(collected) => pending.finish(&pending.route.server.finish_http(pending.tool, &collected.response())),
+        Err(e) => {
+            log::warn!("tool `{}` on `{}`: {e}", pending.route.catalog.entries()[pending.tool].def.name, pending.route.name);
+            pending.finish(&e.to_result())
+        }
+    }
+}
+
+async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersion, items: Vec<Message<'_>>) -> Result<bool> {
+    if !version.allows_batches() {
+        return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: JSON-RPC batches are not supported in protocol version {} (only 2025-03-26)", version.as_str())).await;
+    }
+    let max = req.snapshot.config.limits.max_batch;
+    if items.len() > max {
+        return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: batch of {} messages exceeds the limit of {max} (limits.max_batch)", items.len())).await;
+    }
+    let headers = session.req_header().headers.clone();
+    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers } };
+    let replies = futures::future::join_all(items.iter().map(|m| batch_item(req, &cx, m))).await;
+    let replies: Vec<String> = replies.into_iter().flatten().collect();
+    if replies.is_empty() {
+        return respond::accepted(session).await;
+    }
+    let mut out = String::with_capacity(replies.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    out.push_str(&replies.join(","));
+    out.push(']');
+    respond::json(session, out).await
+}
+
+async fn batch_item(req: &Request<'_>, cx: &MethodCtx<'_>, message: &Message<'_>) -> Option<String> {
+    match *message {
+        Message::Request { id, method: "initialize", .. } => Some(jsonrpc::error(Some(id), INVALID_REQUEST, "initialize must not be part of a JSON-RPC batch")),
+        Message::Request { id, method, params } => match methods::handle_request(cx, id, method, params).await {
+            Outcome::Reply(r) | Outcome::Initialized { reply: r, .. } => Some(r),
+            Outcome::Proxy(pending) => Some(run_to_completion(req, &pending).await),
+        },
+        Message::Invalid { id, reason } => Some(jsonrpc::error(id, INVALID_REQUEST, &format!("Invalid Request: {reason}"))),
+        Message::Notification { .. } | Message::Response => None,
+    }
+}
+
+/// DELETE `/mcp/{server}`: ends the session.
+pub async fn delete(req: &Request<'_>, session: &mut Session) -> Result<bool> {
+    let Some(token) = mh::session_id(&session.req_header().headers).map(str::to_owned) else {
+        return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required").await;
+    };
+    match req.snapshot.sessions.check(&token, &req.route.name) {
+        Ok(claims) => {
+            req.snapshot.sessions.end(claims.id);
+            respond::send(session, 204, None, Bytes::new(), &[]).await
+        }
+        Err(_) => respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: unknown or ended session").await,
+    }
+}
+
+/// The downstream client's IP.
+pub fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}

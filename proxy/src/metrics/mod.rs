@@ -1,0 +1,80 @@
+//! Prometheus metrics, served on the admin listener's `/metrics`.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// The gateway's metric families.
+pub struct Metrics {
+    registry: Registry,
+    /// Tool calls by server, tool and outcome.
+    pub tool_calls: IntCounterVec,
+    /// Tool call latency by server and tool.
+    pub tool_latency: HistogramVec,
+    /// JSON-RPC requests by server and method.
+    pub requests: IntCounterVec,
+    /// Sessions used within the idle TTL on this instance.
+    pub active_sessions: IntGauge,
+    /// Successful config reloads.
+    pub reloads: IntCounter,
+    /// Rejected config reloads (the old config keeps serving).
+    pub reload_failures: IntCounter,
+    /// Generation of the snapshot being served.
+    pub generation: IntGauge,
+    /// Time to build a snapshot.
+    pub build_seconds: Histogram,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("mcpgate".into()), None)?;
+    let tool_calls = IntCounterVec::new(Opts::new("tool_calls_total", "Tool calls by server, tool and outcome"), &["server", "tool", "outcome"])?;
+    let tool_latency = HistogramVec::new(
+        HistogramOpts::new("tool_call_duration_seconds", "Tool call latency, gateway in to result out")
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        &["server", "tool"],
+    )?;
+    let requests = IntCounterVec::new(Opts::new("jsonrpc_requests_total", "JSON-RPC requests by server and method"), &["server", "method"])?;
+    let active_sessions = IntGauge::new("active_sessions", "Sessions used within the idle TTL on this instance")?;
+    let reloads = IntCounter::new("config_reloads_total", "Successful config reloads")?;
+    let reload_failures = IntCounter::new("config_reload_failures_total", "Rejected config reloads; the previous config keeps serving")?;
+    let generation = IntGauge::new("config_generation", "Generation of the config snapshot being served")?;
+    let build_seconds = Histogram::with_opts(HistogramOpts::new("config_build_seconds", "Time to build a config snapshot"))?;
+    registry.register(Box::new(tool_calls.clone()))?;
+    registry.register(Box::new(tool_latency.clone()))?;
+    registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(active_sessions.clone()))?;
+    registry.register(Box::new(reloads.clone()))?;
+    registry.register(Box::new(reload_failures.clone()))?;
+    registry.register(Box::new(generation.clone()))?;
+    registry.register(Box::new(build_seconds.clone()))?;
+    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds })
+}
+
+/// The process-wide metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| build().expect("static metric definitions are valid"));
+
+const KNOWN_METHODS: [&str; 7] = ["initialize", "ping", "logging/setLevel", "tools/list", "tools/call", "server/discover", "notifications/initialized"];
+
+/// Counts a JSON-RPC request; unknown method names are folded into `other` to bound
+/// label cardinality.
+pub fn record_method(server: &str, method: &str) {
+    let m = KNOWN_METHODS.iter().find(|k| **k == method).copied().unwrap_or("other");
+    METRICS.requests.with_label_values(&[server, m]).inc();
+}
+
+/// Records a finished tool call.
+pub fn record_tool_call(server: &str, tool: &str, outcome: &str, elapsed: Duration) {
+    METRICS.tool_calls.with_label_values(&[server, tool, outcome]).inc();
+    METRICS.tool_latency.with_label_values(&[server, tool]).observe(elapsed.as_secs_f64());
+}
+
+/// Renders the Prometheus text exposition.
+pub fn render() -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 * 1024);
+    let families = METRICS.registry.gather();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+        log::error!("cannot encode metrics: {e}");
+    }
+    out
+}

@@ -1,0 +1,162 @@
+//! Upstream HTTP for tool calls: turning an [`HttpCall`] into a Pingora peer and request
+//! header (used by the proxy phases), and a client that runs a call to completion through
+//! Pingora's pooled connector (used where a call cannot ride the proxy phases: batches,
+//! the legacy SSE transport, request bodies beyond Pingora's retry buffer).
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType};
+use thiserror::Error as ThisError;
+
+use crate::tools::{CallToolResult, HttpCall, UpstreamResponse, UpstreamTarget};
+
+/// How long an idle pooled upstream connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Why an upstream call produced no response.
+#[derive(Debug, ThisError)]
+pub enum UpstreamError {
+    /// Connecting failed.
+    #[error("cannot connect to the API at {addr}: {detail}")]
+    Connect {
+        /// Upstream address.
+        addr: String,
+        /// Cause.
+        detail: String,
+    },
+    /// The upstream did not answer in time.
+    #[error("the API at {addr} did not answer within {timeout:?}")]
+    Timeout {
+        /// Upstream address.
+        addr: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The exchange broke.
+    #[error("the request to the API at {addr} failed: {detail}")]
+    Io {
+        /// Upstream address.
+        addr: String,
+        /// Cause.
+        detail: String,
+    },
+}
+
+impl UpstreamError {
+    /// The tool result a client sees for this failure.
+    pub fn to_result(&self) -> CallToolResult {
+        CallToolResult::error(self.to_string())
+    }
+
+    /// Classifies a Pingora error raised while proxying to `target`.
+    pub fn from_pingora(e: &Error, target: &UpstreamTarget) -> Self {
+        let addr = target.host_header.clone();
+        match e.etype() {
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                UpstreamError::Timeout { addr, timeout: if matches!(e.etype(), ErrorType::ConnectTimedout) { target.connect_timeout } else { target.read_timeout } }
+            }
+            ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout | ErrorType::InvalidCert | ErrorType::SocketError | ErrorType::BindError => {
+                UpstreamError::Connect { addr, detail: e.etype().as_str().to_lowercase().replace('_', " ") }
+            }
+            _ => UpstreamError::Io { addr, detail: e.etype().as_str().to_lowercase().replace('_', " ") },
+        }
+    }
+}
+
+/// The Pingora peer for a target.
+pub fn peer(target: &UpstreamTarget) -> HttpPeer {
+    let mut peer = HttpPeer::new(target.addr, target.tls, target.sni.clone());
+    let o = &mut peer.options;
+    o.connection_timeout = Some(target.connect_timeout);
+    o.total_connection_timeout = Some(target.connect_timeout);
+    o.read_timeout = Some(target.read_timeout);
+    o.write_timeout = Some(target.read_timeout);
+    o.idle_timeout = Some(POOL_IDLE);
+    peer
+}
+
+/// The request header for a call: only what the call says, never the client's headers.
+pub fn request_header(call: &HttpCall) -> pingora_error::Result<RequestHeader> {
+    let mut req = RequestHeader::build(call.method.clone(), call.path_and_query.as_bytes(), Some(call.headers.len() + 2))?;
+    req.insert_header(http::header::HOST, call.target.host_header.as_str())?;
+    for (name, value) in &call.headers {
+        req.append_header(name.clone(), value.clone())?;
+    }
+    if !call.body.is_empty() || matches!(call.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
+        req.insert_header(http::header::CONTENT_LENGTH, call.body.len())?;
+    }
+    Ok(req)
+}
+
+/// A finished upstream exchange.
+pub struct Collected {
+    /// Response header.
+    pub header: ResponseHeader,
+    /// Body, capped.
+    pub body: BytesMut,
+    /// Whether the cap cut the body.
+    pub truncated: bool,
+}
+
+impl Collected {
+    /// The view handed to `ToolServer::finish_http`.
+    pub fn response(&self) -> UpstreamResponse<'_> {
+        UpstreamResponse { status: self.header.status.as_u16(), headers: &self.header.headers, body: &self.body, truncated: self.truncated }
+    }
+}
+
+/// Appends `chunk` to `body` up to `cap`; returns false once the cap is hit.
+pub fn append_capped(body: &mut BytesMut, chunk: &[u8], cap: usize) -> bool {
+    let room = cap.saturating_sub(body.len());
+    if chunk.len() <= room {
+        body.extend_from_slice(chunk);
+        true
+    } else {
+        body.extend_from_slice(&chunk[..room]);
+        false
+    }
+}
+
+/// Runs a call to completion through Pingora's connector (pooled, TLS).
+pub async fn execute(connector: &Connector, call: &HttpCall) -> Result<Collected, UpstreamError> {
+    let target = &call.target;
+    let deadline = target.connect_timeout + target.read_timeout;
+    match tokio::time::timeout(deadline, exchange(connector, call)).await {
+        Ok(r) => r,
+        Err(_) => Err(UpstreamError::Timeout { addr: target.host_header.clone(), timeout: target.read_timeout }),
+    }
+}
+
+async fn exchange(connector: &Connector, call: &HttpCall) -> Result<Collected, UpstreamError> {
+    let target = &call.target;
+    let peer = peer(target);
+    let fail = |e: Box<Error>| UpstreamError::from_pingora(&e, target);
+    let (mut session, _reused) = connector.get_http_session(&peer).await.map_err(fail)?;
+    let header = request_header(call).map_err(fail)?;
+    session.write_request_header(Box::new(header)).await.map_err(fail)?;
+    if !call.body.is_empty() {
+        session.write_request_body(call.body.clone(), true).await.map_err(fail)?;
+    }
+    session.finish_request_body().await.map_err(fail)?;
+    session.read_response_header().await.map_err(fail)?;
+    let header = session.response_header().cloned().ok_or_else(|| UpstreamError::Io { addr: target.host_header.clone(), detail: "no response header".into() })?;
+    let mut body = BytesMut::new();
+    let mut truncated = false;
+    while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
+        if !append_capped(&mut body, &chunk, call.max_response_bytes) {
+            truncated = true;
+            break;
+        }
+    }
+    if truncated {
+        // Draining an oversized body only to pool the connection is not worth it.
+        session.shutdown().await;
+    } else {
+        connector.release_http_session(session, &peer, Some(POOL_IDLE)).await;
+    }
+    Ok(Collected { header, body, truncated })
+}
