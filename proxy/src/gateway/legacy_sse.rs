@@ -42,7 +42,10 @@ pub async fn stream(req: &Request<'_>, session: &mut Session) -> Result<bool> {
             let chunk = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
                 Ok(Some(event)) => event,
                 Ok(None) => break,
-                Err(_) => Bytes::from_static(b": keepalive\n\n"),
+                Err(_) => {
+                    req.snapshot.sessions.touch(id);
+                    Bytes::from_static(b": keepalive\n\n")
+                }
             };
             session.write_response_body(Some(chunk), false).await?;
         }

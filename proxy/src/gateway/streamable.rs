@@ -69,9 +69,11 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
 }
 
 async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, params: Option<&RawValue>, header_version: Option<ProtocolVersion>) -> Result<bool> {
-    let headers = session.req_header().headers.clone();
-    let cx = MethodCtx { route: &req.route, version: header_version.unwrap_or(ProtocolVersion::ASSUMED), call: CallContext { client_ip: client_ip(session), headers: &headers } };
-    match methods::handle_request(&cx, id, "initialize", params).await {
+    let outcome = {
+        let cx = MethodCtx { route: &req.route, version: header_version.unwrap_or(ProtocolVersion::ASSUMED), call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers } };
+        methods::handle_request(&cx, id, "initialize", params).await
+    };
+    match outcome {
         Outcome::Initialized { reply, version } => {
             let token = req.snapshot.sessions.issue(&req.route.name, version);
             respond::send(session, 200, Some("application/json"), reply, &[("mcp-session-id", token.as_str())]).await
@@ -82,9 +84,11 @@ async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, par
 }
 
 async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx, version: ProtocolVersion, id: &RawValue, method: &str, params: Option<&RawValue>) -> Result<bool> {
-    let headers = session.req_header().headers.clone();
-    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers } };
-    match methods::handle_request(&cx, id, method, params).await {
+    let outcome = {
+        let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers } };
+        methods::handle_request(&cx, id, method, params).await
+    };
+    match outcome {
         Outcome::Reply(reply) | Outcome::Initialized { reply, .. } => respond::json(session, reply).await,
         Outcome::Proxy(pending) => {
             // Pingora re-sends the body from its retry buffer, which holds at most 64 KiB;

@@ -161,6 +161,13 @@ impl SessionManager {
         Ok(claims)
     }
 
+    /// Records use of a session without a request (an open SSE stream is activity).
+    pub fn touch(&self, id: u128) {
+        if let Some(seen) = self.last_seen.get(&id) {
+            seen.store(now_millis(), Ordering::Relaxed);
+        }
+    }
+
     /// Ends a session: later use gets 404 until the token would have expired anyway.
     pub fn end(&self, id: u128) {
         self.last_seen.invalidate(&id);
