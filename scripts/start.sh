@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds mcpgate (release) and runs it on the shipped config, conf/mcpgate.yaml:
+# MCP on 127.0.0.1:8080, admin on 127.0.0.1:9090. Extra arguments go to mcpgate.
+# On a fresh Debian machine it first installs the build dependencies Pingora needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v cc >/dev/null || missing+=(build-essential)
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "start.sh: installing build dependencies: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+exec cargo run --release -p mcpgate -- --config conf/mcpgate.yaml "$@"
