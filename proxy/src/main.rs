@@ -111,7 +111,13 @@ fn pingora_conf(config: &Config, opt: &Opt) -> Result<Option<ServerConf>, String
             ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map(Some).map_err(|e| e.to_string())
         }
         None if opt.conf.is_some() => Ok(None),
-        None => Ok(Some(ServerConf::default())),
+        None => {
+            // Long-lived SSE streams would otherwise hold a shutdown for Pingora's 5 minutes.
+            let mut conf = ServerConf::default();
+            conf.grace_period_seconds = Some(10);
+            conf.graceful_shutdown_timeout_seconds = Some(5);
+            Ok(Some(conf))
+        }
     }
 }
 

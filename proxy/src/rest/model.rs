@@ -169,6 +169,9 @@ pub struct RestToolArg {
     /// Extension: OpenAPI `explode` (default true for `form`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explode: Option<bool>,
+    /// Extension: a fixed value always sent; the argument is hidden from `inputSchema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<Value>,
 }
 
 /// A request header template.

@@ -60,11 +60,24 @@ impl UpstreamError {
                 UpstreamError::Timeout { addr, timeout: if matches!(e.etype(), ErrorType::ConnectTimedout) { target.connect_timeout } else { target.read_timeout } }
             }
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout | ErrorType::InvalidCert | ErrorType::SocketError | ErrorType::BindError => {
-                UpstreamError::Connect { addr, detail: e.etype().as_str().to_lowercase().replace('_', " ") }
+                UpstreamError::Connect { addr, detail: readable(e) }
             }
-            _ => UpstreamError::Io { addr, detail: e.etype().as_str().to_lowercase().replace('_', " ") },
+            _ => UpstreamError::Io { addr, detail: readable(e) },
         }
     }
+}
+
+/// "ConnectRefused" → "connection refused".
+fn readable(e: &Error) -> String {
+    let name = e.etype().as_str();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.replace("connect ", "connection ").replace("t l s", "TLS")
 }
 
 /// The Pingora peer for a target.

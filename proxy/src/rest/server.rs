@@ -1,0 +1,475 @@
+//! `RestServer`: a REST tool file prepared for serving.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+use super::model::{RestTool, RestToolArg, RestToolsFile, SecurityRequirement, SecurityScheme};
+use super::request::{self, ArgPlan, Position};
+use super::response::ResponsePlan;
+use super::template::{Context, Data, Template};
+use super::{RestError, RestSettings};
+use crate::tools::{CallContext, CallOutcome, CallToolResult, HttpCall, ToolAnnotations, ToolDef, ToolServer, UpstreamResponse, UpstreamTarget};
+
+/// How a tool sends its body.
+#[derive(Debug)]
+enum BodyPlan {
+    None,
+    Template(Template, bool),
+    Json,
+    Form,
+}
+
+/// Where the upstream credential goes.
+#[derive(Debug, Clone)]
+enum Credential {
+    Header(http::HeaderName, http::HeaderValue),
+    Query(String, String),
+    Cookie(String, String),
+}
+
+/// The credential situation of a tool, resolved at load.
+#[derive(Debug, Clone)]
+enum Security {
+    None,
+    Ready(Credential),
+    Missing(String),
+}
+
+#[derive(Debug)]
+struct Prepared {
+    method: http::Method,
+    target: Option<Arc<UpstreamTarget>>,
+    url: Template,
+    headers: Vec<(http::HeaderName, Template)>,
+    body: BodyPlan,
+    args: Vec<ArgPlan>,
+    security: Security,
+    passthrough_auth: bool,
+    response: ResponsePlan,
+    direct: Option<Template>,
+    defaults: DefaultArgs,
+}
+
+/// Where position-less ("default") arguments go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DefaultArgs {
+    /// `argsToUrlParam`.
+    Query,
+    /// `argsToJsonBody` / `argsToFormBody`.
+    Body,
+    /// Only templates see them.
+    Template,
+}
+
+/// A served set of REST tools.
+pub struct RestServer {
+    defs: Vec<ToolDef>,
+    tools: Vec<Prepared>,
+    config: Value,
+    max_response_bytes: usize,
+}
+
+fn err(route: &str, tool: &str, msg: impl std::fmt::Display) -> RestError {
+    RestError::Tool { route: route.to_string(), tool: tool.to_string(), message: msg.to_string() }
+}
+
+impl RestServer {
+    /// Prepares a tool file for serving: parses templates, resolves upstream hosts, builds
+    /// input schemas. Fails with a message naming the tool and the construct at fault.
+    pub async fn new(route: &str, file: RestToolsFile, settings: RestSettings, _cx: &crate::runtime::BuildContext<'_>) -> Result<RestServer, RestError> {
+        if file.tool_set.is_some() {
+            return Err(RestError::Unsupported(format!("server `{route}`: `toolSet` composition is not supported yet; list the tools directly")));
+        }
+        if let Some(kind) = file.server.kind.as_deref().filter(|k| *k != "rest") {
+            return Err(RestError::Unsupported(format!("server `{route}`: server.type `{kind}` is not a REST tool server")));
+        }
+        let config = Value::Object(file.server.config.clone().unwrap_or_default());
+        let allow: Option<Vec<&str>> = file.allow_tools.as_ref().map(|a| a.iter().map(String::as_str).collect());
+        let mut targets: HashMap<String, Arc<UpstreamTarget>> = HashMap::new();
+        let mut defs = Vec::new();
+        let mut tools = Vec::new();
+        for tool in &file.tools {
+            if allow.as_ref().is_some_and(|a| !a.contains(&tool.name.as_str())) {
+                continue;
+            }
+            let prepared = prepare(route, tool, &file, &settings, &config, &mut targets).await?;
+            if let Security::Missing(m) = &prepared.security {
+                log::warn!("server `{route}`, tool `{}`: {m}", tool.name);
+            }
+            defs.push(tool_def(tool));
+            tools.push(prepared);
+        }
+        if let Some(a) = &allow {
+            for name in a {
+                if !file.tools.iter().any(|t| t.name == *name) {
+                    log::warn!("server `{route}`: allowTools names `{name}`, which is not defined");
+                }
+            }
+        }
+        Ok(RestServer { defs, tools, config, max_response_bytes: settings.max_response_bytes })
+    }
+}
+
+fn arg_schema(a: &RestToolArg) -> Value {
+    let mut s = match &a.schema {
+        Some(Value::Object(m)) => m.clone(),
+        _ => {
+            let mut m = Map::new();
+            m.insert("type".into(), Value::String(a.kind.clone().unwrap_or_else(|| "string".into())));
+            if let Some(e) = &a.enum_values {
+                m.insert("enum".into(), Value::Array(e.clone()));
+            }
+            if let Some(i) = &a.items {
+                m.insert("items".into(), i.clone());
+            }
+            if let Some(p) = &a.properties {
+                m.insert("properties".into(), p.clone());
+            }
+            if let Some(f) = &a.format {
+                m.insert("format".into(), Value::String(f.clone()));
+            }
+            m
+        }
+    };
+    if !a.description.is_empty() && !s.contains_key("description") {
+        s.insert("description".into(), Value::String(a.description.clone()));
+    }
+    if let Some(d) = &a.default {
+        s.entry("default").or_insert_with(|| d.clone());
+    }
+    Value::Object(s)
+}
+
+fn tool_def(tool: &RestTool) -> ToolDef {
+    let visible: Vec<&RestToolArg> = tool.args.iter().filter(|a| a.fixed.is_none()).collect();
+    let properties: Map<String, Value> = visible.iter().map(|a| (a.name.clone(), arg_schema(a))).collect();
+    let required: Vec<Value> = visible.iter().filter(|a| a.required).map(|a| Value::String(a.name.clone())).collect();
+    let mut input = json!({"type": "object", "properties": properties});
+    if !required.is_empty() {
+        input["required"] = Value::Array(required);
+    }
+    let method = tool.request_template.method.to_ascii_uppercase();
+    let annotations = tool.annotations.clone().or_else(|| {
+        (!tool.request_template.url.is_empty()).then(|| ToolAnnotations {
+            read_only_hint: matches!(method.as_str(), "GET" | "HEAD" | "").then_some(true),
+            destructive_hint: (method == "DELETE").then_some(true),
+            idempotent_hint: matches!(method.as_str(), "PUT" | "DELETE" | "GET" | "HEAD" | "").then_some(true),
+            open_world_hint: Some(true),
+            ..Default::default()
+        })
+    });
+    ToolDef {
+        name: tool.name.clone(),
+        title: tool.title.clone(),
+        description: (!tool.description.is_empty()).then(|| tool.description.clone()),
+        input_schema: input,
+        output_schema: tool.output_schema.clone().filter(|s| s.get("type").and_then(Value::as_str) == Some("object")),
+        annotations,
+    }
+}
+
+async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &RestSettings, config: &Value, targets: &mut HashMap<String, Arc<UpstreamTarget>>) -> Result<Prepared, RestError> {
+    let e = |m: String| err(route, &tool.name, m);
+    let rt = &tool.request_template;
+    let resp = &tool.response_template;
+    if resp.body.is_some() && (resp.prepend_body.is_some() || resp.append_body.is_some()) {
+        return Err(e("responseTemplate.body cannot be combined with prependBody/appendBody".into()));
+    }
+    if [rt.args_to_json_body, rt.args_to_url_param, rt.args_to_form_body].iter().filter(|b| **b).count() > 1 {
+        return Err(e("only one of argsToJsonBody, argsToUrlParam, or argsToFormBody can be set to true".into()));
+    }
+    let parse = |src: &str, ctx: Context, field: &str| Template::parse(src, ctx).map_err(|t| e(format!("{field}: {t}")));
+    let response = ResponsePlan {
+        // A template that writes JSON escapes values as JSON; one that writes prose does not.
+        body: resp.body.as_deref().map(|b| parse(b, if b.trim_start().starts_with(['{', '[']) { Context::Json } else { Context::Text }, "responseTemplate.body")).transpose()?,
+        prepend: resp.prepend_body.clone(),
+        append: resp.append_body.clone(),
+        error: tool.error_response_template.as_deref().map(|b| parse(b, Context::Text, "errorResponseTemplate")).transpose()?,
+        label: String::new(),
+    };
+    let args = tool
+        .args
+        .iter()
+        .map(|a| {
+            let position = Position::parse(a.position.as_deref()).map_err(|m| e(format!("argument `{}`: {m}", a.name)))?;
+            let wire = a.wire_name.clone().unwrap_or_else(|| a.name.clone());
+            if position == Position::Header && http::HeaderName::from_bytes(wire.as_bytes()).is_err() {
+                return Err(e(format!("argument `{}`: `{wire}` is not a valid header name", a.name)));
+            }
+            Ok(ArgPlan { name: a.name.clone(), wire, position, style: a.style.clone(), explode: a.explode, default: a.default.clone(), fixed: a.fixed.clone() })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if rt.url.is_empty() {
+        let body = response.body.clone().ok_or_else(|| e("a tool without requestTemplate.url is a direct-response tool and needs responseTemplate.body".into()))?;
+        return Ok(Prepared { method: http::Method::GET, target: None, url: parse("", Context::Url, "url")?, headers: vec![], body: BodyPlan::None, args, security: Security::None, passthrough_auth: false, response, direct: Some(body), defaults: DefaultArgs::Template });
+    }
+    let method_text = if rt.method.is_empty() { "GET".to_string() } else { rt.method.to_ascii_uppercase() };
+    let method = http::Method::from_bytes(method_text.as_bytes()).map_err(|_| e(format!("invalid method `{}`", rt.method)))?;
+    // `.config` is static: render it now, so only `.args` remain for call time.
+    let url_src = render_config(&rt.url, config).map_err(|m| e(format!("requestTemplate.url: {m}")))?;
+    let url = parse(&url_src, Context::Url, "requestTemplate.url")?;
+    if url.mentions_args_before_path() {
+        return Err(e("requestTemplate.url: the scheme and host must not depend on arguments".into()));
+    }
+    let probe = url.render(&Data { root: &json!({"config": config, "args": {}}), root_text: None, client_ip: None }).map_err(|t| e(format!("requestTemplate.url: {t}")))?;
+    let parsed = url::Url::parse(&probe).map_err(|p| e(format!("requestTemplate.url `{probe}` is not an absolute URL: {p}")))?;
+    let target = resolve(&parsed, settings, targets).await.map_err(e)?;
+    let mut headers = Vec::with_capacity(rt.headers.len());
+    let mut content_type = None;
+    for h in &rt.headers {
+        let name = http::HeaderName::from_bytes(h.key.as_bytes()).map_err(|_| e(format!("requestTemplate.headers: `{}` is not a valid header name", h.key)))?;
+        if name == http::header::CONTENT_TYPE {
+            content_type = Some(h.value.to_ascii_lowercase());
+        }
+        headers.push((name, parse(&h.value, Context::Header, &format!("requestTemplate.headers[{}]", h.key))?));
+    }
+    let form_ct = content_type.as_deref().is_some_and(|c| c.contains("x-www-form-urlencoded"));
+    let body = match &rt.body {
+        Some(b) => {
+            let json_ctx = content_type.as_deref().map_or_else(|| b.trim_start().starts_with(['{', '[']), |c| c.contains("json"));
+            BodyPlan::Template(parse(b, if json_ctx { Context::Json } else { Context::Text }, "requestTemplate.body")?, json_ctx)
+        }
+        None if rt.args_to_json_body => BodyPlan::Json,
+        None if rt.args_to_form_body => BodyPlan::Form,
+        None if args.iter().any(|a| a.position == Position::Body) => {
+            if form_ct {
+                BodyPlan::Form
+            } else {
+                BodyPlan::Json
+            }
+        }
+        None => BodyPlan::None,
+    };
+    let requirement = rt.security.as_ref().or(file.server.default_upstream_security.as_ref());
+    let security = match requirement {
+        None => Security::None,
+        Some(r) => resolve_security(r, &file.server.security_schemes, settings).map_err(e)?,
+    };
+    let passthrough_auth = file.server.passthrough_auth_header.unwrap_or(false) || tool.security.as_ref().or(file.server.default_downstream_security.as_ref()).is_some_and(|s| s.passthrough);
+    let label = format!("{method} {}", parsed.path());
+    let defaults = if rt.args_to_url_param {
+        DefaultArgs::Query
+    } else if rt.args_to_json_body || rt.args_to_form_body {
+        DefaultArgs::Body
+    } else {
+        DefaultArgs::Template
+    };
+    Ok(Prepared { defaults, method, target: Some(target), url, headers, body, args, security, passthrough_auth, response: ResponsePlan { label: percent_encoding::percent_decode_str(&label).decode_utf8_lossy().into_owned(), ..response }, direct: None })
+}
+
+fn render_config(src: &str, config: &Value) -> Result<String, String> {
+    // Replace only `{{.config.x}}` actions; everything else is kept for call time.
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find("}}").ok_or("unclosed action")? + i + 2;
+        let action = &rest[i..end];
+        let inner = action.trim_start_matches("{{").trim_end_matches("}}").trim_matches(|c: char| c == '-' || c.is_whitespace());
+        match inner.strip_prefix(".config.") {
+            Some(path) if !path.contains(char::is_whitespace) => {
+                let v = path.split('.').try_fold(config, |v, k| v.get(k)).ok_or_else(|| format!("`.config.{path}` is not set in server.config"))?;
+                out.push_str(&request::scalar_text(v));
+            }
+            _ => out.push_str(action),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+async fn resolve(url: &url::Url, settings: &RestSettings, cache: &mut HashMap<String, Arc<UpstreamTarget>>) -> Result<Arc<UpstreamTarget>, String> {
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => return Err(format!("unsupported URL scheme `{other}` (http or https)")),
+    };
+    let host = url.host_str().ok_or("the URL has no host")?.to_string();
+    let port = url.port_or_known_default().ok_or("the URL has no port")?;
+    let key = format!("{tls}|{host}|{port}");
+    if let Some(t) = cache.get(&key) {
+        return Ok(t.clone());
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = tokio::net::lookup_host((bare, port)).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?.next().ok_or_else(|| format!("`{host}` has no address"))?;
+    let default_port = (tls && port == 443) || (!tls && port == 80);
+    let host_header = if default_port { host.clone() } else { format!("{host}:{port}") };
+    let target = Arc::new(UpstreamTarget { addr, tls, sni: bare.to_string(), host_header, connect_timeout: settings.connect_timeout, read_timeout: settings.timeout });
+    cache.insert(key, target.clone());
+    Ok(target)
+}
+
+fn resolve_security(r: &SecurityRequirement, schemes: &[SecurityScheme], settings: &RestSettings) -> Result<Security, String> {
+    let scheme = schemes.iter().find(|s| s.id == r.id).ok_or_else(|| format!("security scheme `{}` is not defined in server.securitySchemes", r.id))?;
+    let Some(cred) = settings.credentials.get(&r.id).cloned().or_else(|| r.credential.clone()).or_else(|| scheme.default_credential.clone()).filter(|c| !c.is_empty()) else {
+        return Ok(Security::Missing(format!("no credential for security scheme `{}`: set `credentials: {{{}: ...}}` in the server's config", r.id, r.id)));
+    };
+    if cred.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("the credential for `{}` contains a line break", r.id));
+    }
+    let hv = |s: String| http::HeaderValue::from_str(&s).map_err(|_| format!("the credential for `{}` is not a valid header value", r.id));
+    let cred = match (scheme.kind.as_str(), scheme.scheme.as_deref().map(str::to_ascii_lowercase).as_deref(), scheme.location.as_deref()) {
+        ("http", Some("basic"), _) => Credential::Header(http::header::AUTHORIZATION, hv(format!("Basic {}", STANDARD.encode(cred)))?),
+        ("http", Some("bearer"), _) => Credential::Header(http::header::AUTHORIZATION, hv(format!("Bearer {cred}"))?),
+        ("apiKey", _, loc) => {
+            let name = scheme.name.clone().ok_or_else(|| format!("apiKey scheme `{}` has no `name`", r.id))?;
+            match loc {
+                Some("header") | None => Credential::Header(http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a header name"))?, hv(cred)?),
+                Some("query") => Credential::Query(name, cred),
+                Some("cookie") => Credential::Cookie(name, cred),
+                Some(other) => return Err(format!("apiKey scheme `{}`: unsupported location `{other}`", r.id)),
+            }
+        }
+        (kind, s, _) => return Ok(Security::Missing(format!("security scheme `{}` ({kind}{}) cannot be injected by the gateway; use apiKey, http basic or http bearer", r.id, s.map(|s| format!(" {s}")).unwrap_or_default()))),
+    };
+    Ok(Security::Ready(cred))
+}
+
+impl Prepared {
+    fn build(&self, args: &Map<String, Value>, config: &Value, cx: CallContext<'_>, max: usize) -> Result<HttpCall, String> {
+        let Some(target) = &self.target else { return Err("direct-response tool".into()) };
+        let root = json!({"config": config, "args": Value::Object(args.clone())});
+        let data = Data { root: &root, root_text: None, client_ip: cx.client_ip.map(|i| i.to_string()) };
+        let mut url = self.url.render(&data).map_err(|e| format!("requestTemplate.url: {e}"))?;
+        let mut query: Vec<(String, String)> = Vec::new();
+        let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = Vec::with_capacity(self.headers.len() + 4);
+        let mut cookies: Vec<String> = Vec::new();
+        let mut body_args = Map::new();
+        for (plan, value) in request::effective_args(&self.args, args) {
+            match plan.position {
+                Position::Path => url = url.replace(&format!("{{{}}}", plan.wire), &request::path_value(plan, value)),
+                Position::Query => request::query_pairs(plan, value, &mut query),
+                Position::Header => headers.push((http::HeaderName::from_bytes(plan.wire.as_bytes()).map_err(|e| e.to_string())?, request::header_value(&plan.name, value).map_err(|e| e.0)?)),
+                Position::Cookie => cookies.push(format!("{}={}", plan.wire, request::cookie_value(value))),
+                Position::Body => {
+                    body_args.insert(plan.wire.clone(), value.clone());
+                }
+                Position::Default => match self.defaults {
+                    DefaultArgs::Query => request::query_pairs(plan, value, &mut query),
+                    DefaultArgs::Body => {
+                        body_args.insert(plan.wire.clone(), value.clone());
+                    }
+                    DefaultArgs::Template => {}
+                },
+            }
+        }
+        let parsed = url::Url::parse(&url).map_err(|e| format!("the request URL is invalid: {e}"))?;
+        if parsed.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']')) != Some(target.sni.as_str()) {
+            return Err("the request URL's host changed; refusing to send".into());
+        }
+        let mut path_and_query = parsed.path().to_string();
+        let mut q = parsed.query().map(str::to_owned).unwrap_or_default();
+        if let Security::Ready(Credential::Query(k, v)) = &self.security {
+            query.push((k.clone(), v.clone()));
+        }
+        if !query.is_empty() {
+            if !q.is_empty() {
+                q.push('&');
+            }
+            q.push_str(&request::form_encode(&query));
+        }
+        if !q.is_empty() {
+            path_and_query.push('?');
+            path_and_query.push_str(&q);
+        }
+        for (name, t) in &self.headers {
+            let v = t.render(&data).map_err(|e| format!("header `{name}`: {e}"))?;
+            headers.push((name.clone(), http::HeaderValue::from_str(&v).map_err(|_| format!("header `{name}` rendered to an invalid value"))?));
+        }
+        match &self.security {
+            Security::None => {}
+            Security::Missing(m) => return Err(m.clone()),
+            Security::Ready(Credential::Header(n, v)) => headers.push((n.clone(), v.clone())),
+            Security::Ready(Credential::Cookie(n, v)) => cookies.push(format!("{n}={}", request::cookie_value(&Value::String(v.clone())))),
+            Security::Ready(Credential::Query(..)) => {}
+        }
+        if self.passthrough_auth {
+            if let Some(a) = cx.headers.get(http::header::AUTHORIZATION) {
+                headers.retain(|(n, _)| n != http::header::AUTHORIZATION);
+                headers.push((http::header::AUTHORIZATION, a.clone()));
+            }
+        }
+        if !cookies.is_empty() {
+            headers.push((http::header::COOKIE, http::HeaderValue::from_str(&cookies.join("; ")).map_err(|_| "invalid cookie".to_string())?));
+        }
+        let has = |hs: &Vec<(http::HeaderName, http::HeaderValue)>, n: &http::HeaderName| hs.iter().any(|(k, _)| k == n);
+        let body: Bytes = match &self.body {
+            BodyPlan::None => Bytes::new(),
+            BodyPlan::Template(t, json_ctx) => {
+                let b = t.render(&data).map_err(|e| format!("requestTemplate.body: {e}"))?;
+                let is_json = serde_json::from_str::<Value>(&b).is_ok_and(|v| v.is_object() || v.is_array());
+                if *json_ctx && !is_json {
+                    return Err("requestTemplate.body did not render to valid JSON".into());
+                }
+                if is_json && !has(&headers, &http::header::CONTENT_TYPE) {
+                    headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json; charset=utf-8")));
+                }
+                Bytes::from(b)
+            }
+            BodyPlan::Json => {
+                if !has(&headers, &http::header::CONTENT_TYPE) {
+                    headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json")));
+                }
+                Bytes::from(Value::Object(body_args).to_string())
+            }
+            BodyPlan::Form => {
+                let mut pairs = Vec::new();
+                for (k, v) in &body_args {
+                    let plan = ArgPlan { name: k.clone(), wire: k.clone(), position: Position::Body, style: None, explode: Some(true), default: None, fixed: None };
+                    request::query_pairs(&plan, v, &mut pairs);
+                }
+                if !has(&headers, &http::header::CONTENT_TYPE) {
+                    headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded")));
+                }
+                Bytes::from(request::form_encode(&pairs))
+            }
+        };
+        if !has(&headers, &http::header::ACCEPT) {
+            headers.push((http::header::ACCEPT, http::HeaderValue::from_static("*/*")));
+        }
+        headers.push((http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity")));
+        headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))));
+        Ok(HttpCall { target: target.clone(), method: self.method.clone(), path_and_query, headers, body, max_response_bytes: max })
+    }
+}
+
+#[async_trait]
+impl ToolServer for RestServer {
+    fn tools(&self) -> &[ToolDef] {
+        &self.defs
+    }
+
+    async fn call(&self, index: usize, args: Map<String, Value>, cx: CallContext<'_>) -> CallOutcome {
+        let Some(tool) = self.tools.get(index) else {
+            return CallOutcome::Done(CallToolResult::error("unknown tool"));
+        };
+        if let Some(direct) = &tool.direct {
+            let root = json!({"config": self.config, "args": Value::Object(args)});
+            return CallOutcome::Done(match direct.render(&Data { root: &root, root_text: None, client_ip: cx.client_ip.map(|i| i.to_string()) }) {
+                Ok(text) => match serde_json::from_str::<Value>(&text) {
+                    Ok(v @ Value::Object(_)) => CallToolResult { structured_content: Some(v), ..CallToolResult::text(text) },
+                    _ => CallToolResult::text(text),
+                },
+                Err(e) => CallToolResult::error(format!("responseTemplate failed: {e}")),
+            });
+        }
+        match tool.build(&args, &self.config, cx, self.max_response_bytes) {
+            Ok(call) => CallOutcome::Http(Box::new(call)),
+            Err(message) => CallOutcome::Done(CallToolResult::error(message)),
+        }
+    }
+
+    fn finish_http(&self, index: usize, response: &UpstreamResponse<'_>) -> CallToolResult {
+        match self.tools.get(index) {
+            Some(t) => t.response.map(response, None),
+            None => CallToolResult::error("unknown tool"),
+        }
+    }
+}
