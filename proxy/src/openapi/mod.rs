@@ -1,11 +1,23 @@
-//! OpenAPI → MCP: loads Swagger 2.0 / OpenAPI 3.0 / 3.1 documents and converts each
-//! operation into a REST tool (the [`crate::rest`] format), which the REST runtime serves.
+//! OpenAPI → MCP: loads Swagger 2.0 / OpenAPI 3.0 / 3.1 documents ([`load`]) and converts
+//! each operation into a REST tool ([`convert`]) in the [`crate::rest::model`] format,
+//! which [`crate::rest::RestServer`] serves. `mcpgate openapi-to-tools` prints the same
+//! conversion as YAML.
+
+pub mod convert;
+pub mod load;
+pub mod schema;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use globset::{Glob, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::config::{Dur, Size};
+use crate::rest::model::RestToolsFile;
+use crate::rest::{RestServer, RestSettings};
+use crate::runtime::{BuildContext, BuiltRoute};
 
 /// `type: openapi` server settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -16,6 +28,15 @@ pub struct OpenApiServerConfig {
     /// Base URL override; otherwise the document's `servers` (or Swagger host/basePath).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// Only operations matching any of these become tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<OperationFilter>,
+    /// Operations matching any of these do not become tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<OperationFilter>,
+    /// Per-operation overrides, keyed by operationId (or generated tool name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, ToolOverride>,
     /// Upstream credentials by security scheme name (use `${ENV}` references).
     #[serde(default, skip_serializing)]
     pub credentials: BTreeMap<String, String>,
@@ -30,28 +51,81 @@ pub struct OpenApiServerConfig {
     pub max_response_bytes: Option<Size>,
 }
 
+/// Selects operations by operationId, tag or path glob (`/pets/*`, `/admin/**`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OperationFilter {
+    /// operationIds (or generated tool names).
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Path globs.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// Changes to one generated tool.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolOverride {
+    /// New tool name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Display title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// New description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Arguments always sent with these values and hidden from the client.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fixed_args: BTreeMap<String, Value>,
+}
+
 /// Why an OpenAPI server could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenApiError {
-    /// Placeholder until the converter lands.
+    /// The document cannot be read.
+    #[error("cannot read OpenAPI document `{location}`: {message}")]
+    Read {
+        /// Path.
+        location: String,
+        /// Cause.
+        message: String,
+    },
+    /// The document cannot be fetched.
+    #[error("cannot fetch OpenAPI document `{location}`: {message}")]
+    Fetch {
+        /// URL.
+        location: String,
+        /// Cause.
+        message: String,
+    },
+    /// The document is neither JSON nor YAML.
+    #[error("OpenAPI document `{location}` is not valid JSON or YAML: {message}")]
+    Parse {
+        /// Path or URL.
+        location: String,
+        /// Cause.
+        message: String,
+    },
+    /// The document is not Swagger 2.0 / OpenAPI 3.x.
+    #[error("not an OpenAPI document: {0}")]
+    NotOpenApi(String),
+    /// A filter or override is invalid.
     #[error("{0}")]
-    Other(String),
-}
-
-/// Builds the route for a `type: openapi` server.
-pub async fn build(
-    name: &str,
-    cfg: &OpenApiServerConfig,
-    cx: &crate::runtime::BuildContext<'_>,
-) -> Result<Vec<crate::runtime::BuiltRoute>, OpenApiError> {
-    let _ = (name, cfg, cx);
-    Err(OpenApiError::Other("openapi servers are not built yet".into()))
+    Config(String),
+    /// The generated tools cannot be served.
+    #[error(transparent)]
+    Rest(#[from] crate::rest::RestError),
 }
 
 /// An operation that did not become a tool, and why.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
-    /// `METHOD /path` or operationId.
+    /// `METHOD /path`.
     pub operation: String,
     /// Why.
     pub reason: String,
@@ -66,18 +140,85 @@ impl std::fmt::Display for Skipped {
 /// A converted document.
 pub struct Conversion {
     /// The tools, in the REST tool file format.
-    pub file: crate::rest::model::RestToolsFile,
+    pub file: RestToolsFile,
     /// Operations that did not become tools.
     pub skipped: Vec<Skipped>,
 }
 
-/// Loads and converts a document (placeholder until the converter lands).
-pub async fn convert_source(source: &str, base_dir: &std::path::Path, base_url: Option<&str>) -> Result<Conversion, OpenApiError> {
-    let _ = (source, base_dir, base_url);
-    Err(OpenApiError::Other("the OpenAPI converter is not built yet".into()))
+/// Loads and converts a document with no filters.
+pub async fn convert_source(source: &str, base_dir: &Path, base_url: Option<&str>) -> Result<Conversion, OpenApiError> {
+    let docs = load::Documents::load(source, base_dir).await?;
+    let c = convert::convert(&docs, base_url, &server_name(&docs, source))?;
+    Ok(Conversion { file: RestToolsFile { server: c.server, tools: c.operations.into_iter().map(|o| o.tool).collect(), ..Default::default() }, skipped: c.skipped })
+}
+
+fn server_name(docs: &load::Documents, source: &str) -> String {
+    docs.root.pointer("/info/title").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| source.to_string())
 }
 
 /// Renders a tool file as YAML.
-pub fn to_yaml(file: &crate::rest::model::RestToolsFile) -> String {
+pub fn to_yaml(file: &RestToolsFile) -> String {
     serde_yaml::to_string(file).unwrap_or_default()
+}
+
+fn matcher(f: &OperationFilter) -> Result<impl Fn(&convert::Operation) -> bool + '_, OpenApiError> {
+    let mut b = GlobSetBuilder::new();
+    for p in &f.paths {
+        b.add(Glob::new(p).map_err(|e| OpenApiError::Config(format!("invalid path glob `{p}`: {e}")))?);
+    }
+    let globs = b.build().map_err(|e| OpenApiError::Config(e.to_string()))?;
+    Ok(move |o: &convert::Operation| {
+        o.operation_id.as_ref().is_some_and(|id| f.operations.contains(id)) || f.operations.contains(&o.tool.name) || o.tags.iter().any(|t| f.tags.contains(t)) || globs.is_match(&o.path)
+    })
+}
+
+/// Applies include/exclude and overrides.
+pub fn select(cfg: &OpenApiServerConfig, operations: Vec<convert::Operation>) -> Result<Vec<crate::rest::model::RestTool>, OpenApiError> {
+    let include = cfg.include.as_ref().map(matcher).transpose()?;
+    let exclude = cfg.exclude.as_ref().map(matcher).transpose()?;
+    let mut tools = Vec::new();
+    let mut used_overrides = Vec::new();
+    for op in operations {
+        if include.as_ref().is_some_and(|m| !m(&op)) || exclude.as_ref().is_some_and(|m| m(&op)) {
+            continue;
+        }
+        let key = op.operation_id.clone().filter(|id| cfg.overrides.contains_key(id)).unwrap_or_else(|| op.tool.name.clone());
+        let mut tool = op.tool;
+        if let Some(o) = cfg.overrides.get(&key) {
+            used_overrides.push(key.clone());
+            if let Some(n) = &o.name {
+                tool.name = n.clone();
+            }
+            if o.title.is_some() {
+                tool.title = o.title.clone();
+            }
+            if let Some(d) = &o.description {
+                tool.description = d.clone();
+            }
+            for (arg, value) in &o.fixed_args {
+                let a = tool.args.iter_mut().find(|a| &a.name == arg).ok_or_else(|| OpenApiError::Config(format!("overrides.{key}.fixed_args: the tool has no argument `{arg}`")))?;
+                a.fixed = Some(value.clone());
+            }
+        }
+        tools.push(tool);
+    }
+    for k in cfg.overrides.keys().filter(|k| !used_overrides.contains(k)) {
+        log::warn!("overrides.{k}: no operation with that operationId or tool name was selected");
+    }
+    Ok(tools)
+}
+
+/// Builds the route for a `type: openapi` server.
+pub async fn build(name: &str, cfg: &OpenApiServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, OpenApiError> {
+    let docs = load::Documents::load(&cfg.spec, cx.base_dir).await?;
+    let converted = convert::convert(&docs, cfg.base_url.as_deref(), name)?;
+    if !converted.skipped.is_empty() {
+        log::info!("server `{name}`: {} operation(s) skipped (reasons logged above)", converted.skipped.len());
+    }
+    let tools = select(cfg, converted.operations)?;
+    let file = RestToolsFile { server: converted.server, tools, ..Default::default() };
+    let settings = RestSettings::new(&cfg.credentials, cfg.timeout, cfg.connect_timeout, cfg.max_response_bytes, cx);
+    let server = RestServer::new(name, file, settings, cx).await?;
+    let description = docs.root.pointer("/info/title").and_then(Value::as_str).map(str::to_owned);
+    Ok(vec![BuiltRoute { name: name.to_string(), description, server: std::sync::Arc::new(server) }])
 }

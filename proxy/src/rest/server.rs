@@ -146,6 +146,11 @@ fn arg_schema(a: &RestToolArg) -> Value {
     Value::Object(s)
 }
 
+/// The MCP tool definitions of a tool file (all tools, ignoring `allowTools`).
+pub fn tool_defs(file: &RestToolsFile) -> Vec<ToolDef> {
+    file.tools.iter().map(tool_def).collect()
+}
+
 fn tool_def(tool: &RestTool) -> ToolDef {
     let visible: Vec<&RestToolArg> = tool.args.iter().filter(|a| a.fixed.is_none()).collect();
     let properties: Map<String, Value> = visible.iter().map(|a| (a.name.clone(), arg_schema(a))).collect();
@@ -403,12 +408,18 @@ impl Prepared {
         let body: Bytes = match &self.body {
             BodyPlan::None => Bytes::new(),
             BodyPlan::Template(t, json_ctx) => {
-                let b = t.render(&data).map_err(|e| format!("requestTemplate.body: {e}"))?;
+                let mut b = t.render(&data).map_err(|e| format!("requestTemplate.body: {e}"))?;
+                if *json_ctx && matches!(b.trim(), "" | "null") {
+                    // An optional body argument that was not given: send no body.
+                    b.clear();
+                }
                 let is_json = serde_json::from_str::<Value>(&b).is_ok_and(|v| v.is_object() || v.is_array());
-                if *json_ctx && !is_json {
+                if *json_ctx && !b.is_empty() && !is_json {
                     return Err("requestTemplate.body did not render to valid JSON".into());
                 }
-                if is_json && !has(&headers, &http::header::CONTENT_TYPE) {
+                if b.is_empty() {
+                    headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
+                } else if is_json && !has(&headers, &http::header::CONTENT_TYPE) {
                     headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json; charset=utf-8")));
                 }
                 Bytes::from(b)
