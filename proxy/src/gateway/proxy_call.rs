@@ -102,6 +102,9 @@ pub async fn fail(session: &mut Session, e: &Error, state: Option<Box<ProxyState
             state.pending.finish(&err.to_result())
         }
     };
+    // Pingora does not reuse a downstream connection once an upstream was selected; say so
+    // rather than let the client find a reset on its next request.
+    session.set_keepalive(None);
     let _ = respond::json(session, body).await;
-    FailToProxy { error_code: 200, can_reuse_downstream: true }
+    FailToProxy { error_code: 200, can_reuse_downstream: false }
 }

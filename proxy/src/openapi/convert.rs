@@ -454,7 +454,9 @@ fn security_for(cx: &OpCx<'_>, op: &Map<String, Value>) -> Option<SecurityRequir
     if reqs.iter().any(|r| r.as_object().is_some_and(Map::is_empty)) {
         return None;
     }
-    reqs.iter().filter_map(Value::as_object).flat_map(|r| r.keys()).find(|id| cx.schemes.iter().any(|s| &s.id == *id && usable(s))).or_else(|| reqs.iter().filter_map(Value::as_object).flat_map(|r| r.keys()).next()).map(|id| SecurityRequirement { id: id.clone(), ..Default::default() })
+    // Schemes the gateway cannot inject (oauth2, openIdConnect) are left to the API: the
+    // call goes without credentials rather than never.
+    reqs.iter().filter_map(Value::as_object).flat_map(|r| r.keys()).find(|id| cx.schemes.iter().any(|s| &s.id == *id && usable(s))).map(|id| SecurityRequirement { id: id.clone(), ..Default::default() })
 }
 
 fn check_schema(tool: &RestTool) -> Result<(), String> {
