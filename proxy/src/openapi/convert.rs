@@ -67,7 +67,7 @@ pub fn convert(docs: &Documents, base_override: Option<&str>, server_name: &str)
         };
         for (method, op) in item.iter().filter(|(k, _)| METHODS.contains(&k.as_str())) {
             let label = format!("{} {path}", method.to_uppercase());
-            let cx = OpCx { docs, version, path, method, item, base: &base, schemes: &schemes };
+            let cx = OpCx { docs, version, path, method, item, base: &base, forced_base: base_override.is_some(), schemes: &schemes };
             match convert_op(&cx, op, &mut names) {
                 Ok(o) => operations.push(o),
                 Err(reason) => {
@@ -148,6 +148,8 @@ struct OpCx<'a> {
     method: &'a str,
     item: &'a Map<String, Value>,
     base: &'a str,
+    /// A configured base URL wins over per-operation `servers`.
+    forced_base: bool,
     schemes: &'a [SecurityScheme],
 }
 
@@ -246,7 +248,7 @@ fn convert_op(cx: &OpCx<'_>, op: &Value, names: &mut HashSet<String>) -> Result<
 fn op_base(cx: &OpCx<'_>, op: &Map<String, Value>) -> String {
     let servers = op.get("servers").or_else(|| cx.item.get("servers"));
     match (cx.version, servers) {
-        (Version::OpenApi3, Some(s)) if s.as_array().is_some_and(|a| !a.is_empty()) => base_url(cx.docs, Some(s), cx.version),
+        (Version::OpenApi3, Some(s)) if !cx.forced_base && s.as_array().is_some_and(|a| !a.is_empty()) => base_url(cx.docs, Some(s), cx.version),
         _ => cx.base.to_string(),
     }
 }

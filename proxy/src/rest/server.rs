@@ -44,7 +44,9 @@ enum Security {
 #[derive(Debug)]
 struct Prepared {
     method: http::Method,
-    target: Option<Arc<UpstreamTarget>>,
+    /// `None` for direct-response tools; `Err` when the host did not resolve at load (the
+    /// call says so; the next reload tries again).
+    target: Option<Result<Arc<UpstreamTarget>, String>>,
     url: Template,
     headers: Vec<(http::HeaderName, Template)>,
     body: BodyPlan,
@@ -224,7 +226,14 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
     }
     let probe = url.render(&Data { root: &json!({"config": config, "args": {}}), root_text: None, client_ip: None }).map_err(|t| e(format!("requestTemplate.url: {t}")))?;
     let parsed = url::Url::parse(&probe).map_err(|p| e(format!("requestTemplate.url `{probe}` is not an absolute URL: {p}")))?;
-    let target = resolve(&parsed, settings, targets).await.map_err(e)?;
+    let target = match resolve(&parsed, settings, targets).await {
+        Ok(t) => Ok(t),
+        Err(m) if m.starts_with("cannot resolve") || m.ends_with("has no address") => {
+            log::warn!("server `{route}`, tool `{}`: {m}; calls fail until a reload resolves it", tool.name);
+            Err(m)
+        }
+        Err(m) => return Err(e(m)),
+    };
     let mut headers = Vec::with_capacity(rt.headers.len());
     let mut content_type = None;
     for h in &rt.headers {
@@ -339,7 +348,11 @@ fn resolve_security(r: &SecurityRequirement, schemes: &[SecurityScheme], setting
 
 impl Prepared {
     fn build(&self, args: &Map<String, Value>, config: &Value, cx: CallContext<'_>, max: usize) -> Result<HttpCall, String> {
-        let Some(target) = &self.target else { return Err("direct-response tool".into()) };
+        let target = match &self.target {
+            Some(Ok(t)) => t,
+            Some(Err(m)) => return Err(format!("the API is unreachable: {m}")),
+            None => return Err("direct-response tool".into()),
+        };
         let root = json!({"config": config, "args": Value::Object(args.clone())});
         let data = Data { root: &root, root_text: None, client_ip: cx.client_ip.map(|i| i.to_string()) };
         let mut url = self.url.render(&data).map_err(|e| format!("requestTemplate.url: {e}"))?;

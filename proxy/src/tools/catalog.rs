@@ -42,7 +42,7 @@ impl CatalogEntry {
         for err in self.validator.iter_errors(args).take(8) {
             let path = err.instance_path().to_string();
             let field = if path.is_empty() { "arguments".to_string() } else { format!("`{}`", path.trim_start_matches('/').replace('/', ".")) };
-            problems.push(format!("{field}: {err}"));
+            problems.push(format!("{field}: {err} (rule: {})", err.kind().keyword()));
         }
         if problems.is_empty() {
             Ok(())
