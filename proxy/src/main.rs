@@ -144,6 +144,10 @@ fn run(path: PathBuf, opt: Opt) -> ExitCode {
         }
     };
     let mut server = server;
+    let upgrade = (!server.configuration.upgrade_sock.is_empty()).then(|| mcpgate::runtime::reload::Upgrade {
+        binary: std::env::args_os().next().map(PathBuf::from).and_then(|p| std::fs::canonicalize(p).ok()).unwrap_or_else(|| PathBuf::from("mcpgate")),
+        daemon: server.configuration.daemon || server.options.as_ref().is_some_and(|o| o.daemon),
+    });
     server.bootstrap();
 
     let state = GatewayState::new();
@@ -158,6 +162,6 @@ fn run(path: PathBuf, opt: Opt) -> ExitCode {
         server.add_service(admin);
     }
     log::info!("mcpgate {} listening on {:?} (admin {})", env!("CARGO_PKG_VERSION"), config.listen, config.admin.listen);
-    server.add_service(background_service("config reloader", Reloader::new(state, path, config)));
+    server.add_service(background_service("config reloader", Reloader::new(state, path, config, upgrade)));
     server.run_forever()
 }

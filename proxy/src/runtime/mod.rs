@@ -6,7 +6,7 @@
 //! that `Arc` to its end, so a reload never changes anything under a request in flight.
 
 mod build;
-mod reload;
+pub mod reload;
 
 pub use build::{build_snapshot, BuildContext, BuildError, BuiltRoute, Route, Snapshot, PAGE_SIZE};
 pub use reload::Reloader;

@@ -22,17 +22,58 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often idle sessions are swept.
 const SWEEP: Duration = Duration::from_secs(10);
 
-/// Builds the first snapshot, then reloads on SIGHUP or when the config file changes.
+/// Builds the first snapshot, then reloads on SIGHUP or when the config file changes, and
+/// performs a binary upgrade on SIGUSR2.
 pub struct Reloader {
     state: Arc<GatewayState>,
     path: PathBuf,
     initial: Arc<Config>,
+    upgrade: Option<Upgrade>,
+}
+
+/// How to start the next binary for a graceful upgrade.
+pub struct Upgrade {
+    /// The binary's path as started (the file a new version replaces).
+    pub binary: PathBuf,
+    /// Whether this process runs daemonized (the new one must too).
+    pub daemon: bool,
 }
 
 impl Reloader {
     /// A reloader for `path`, starting from an already validated config.
-    pub fn new(state: Arc<GatewayState>, path: PathBuf, initial: Config) -> Self {
-        Reloader { state, path, initial: Arc::new(initial) }
+    pub fn new(state: Arc<GatewayState>, path: PathBuf, initial: Config, upgrade: Option<Upgrade>) -> Self {
+        Reloader { state, path, initial: Arc::new(initial), upgrade }
+    }
+
+    /// SIGUSR2: validate the config with the binary now on disk, start it in upgrade mode,
+    /// then SIGQUIT ourselves so Pingora hands it the listening sockets and drains.
+    async fn upgrade(&self) {
+        let Some(up) = &self.upgrade else {
+            log::error!("binary upgrade requested, but `pingora.upgrade_sock` is not configured");
+            return;
+        };
+        let path = self.path.display().to_string();
+        let test = tokio::process::Command::new(&up.binary).args(["--config", &path, "--test"]).output().await;
+        match test {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => return log::error!("binary upgrade aborted: {} --test failed: {}", up.binary.display(), String::from_utf8_lossy(&o.stderr).trim()),
+            Err(e) => return log::error!("binary upgrade aborted: cannot run {}: {e}", up.binary.display()),
+        }
+        let mut cmd = tokio::process::Command::new(&up.binary);
+        cmd.arg("-u").args(["--config", &path]);
+        if up.daemon {
+            cmd.arg("-d");
+        }
+        if let Err(e) = cmd.spawn() {
+            return log::error!("binary upgrade aborted: cannot start {}: {e}", up.binary.display());
+        }
+        // The new process connects to the upgrade socket while we prepare to hand over.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        log::info!("binary upgrade: new process started, handing over the listening sockets");
+        let me = std::process::id().to_string();
+        if let Err(e) = tokio::process::Command::new("kill").args(["-QUIT", &me]).status().await {
+            log::error!("binary upgrade: cannot signal ourselves: {e}");
+        }
     }
 
     async fn first_build(&self) {
@@ -114,6 +155,7 @@ impl BackgroundService for Reloader {
                 None
             }
         };
+        let mut usr2 = signal(SignalKind::user_defined2()).ok();
         let mut seen = fingerprint(&self.path);
         self.first_build().await;
         let mut poll = tokio::time::interval(POLL);
@@ -131,6 +173,7 @@ impl BackgroundService for Reloader {
                         self.reload("config file changed").await;
                     }
                 }
+                Some(()) = async { match usr2.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => self.upgrade().await,
                 _ = sweep.tick() => self.sweep(),
                 _ = shutdown.changed() => break,
             }
