@@ -290,3 +290,34 @@ async fn large_requests_and_batches_use_the_connector_path() {
     assert_ne!(items[0]["result"]["isError"], true);
     assert_eq!(items[1]["result"], json!({}));
 }
+
+#[tokio::test]
+async fn specs_load_from_urls() {
+    let backend = Backend::start();
+    let gw = Gateway::start(&format!("servers:\n  - name: remote\n    type: openapi\n    spec: {0}/specs/petstore.yaml\n    base_url: {0}/api/v3\n    include: {{tags: [pet]}}\n    credentials: {{api_key: k}}\n", backend.url()));
+    let mut c = Raw::new(gw.url("remote"));
+    c.initialize("2025-06-18").await;
+    let list = c.request(1, "tools/list", json!({})).await;
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 8, "the pet-tagged operations");
+    let r = c.call("getPetById", json!({"petId": 5})).await;
+    assert_eq!(r["structuredContent"]["name"], "pet-5");
+}
+
+#[test]
+fn shipped_examples_validate() {
+    let examples = support::workspace().join("conf/examples");
+    let petstore = corpus_petstore();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap().flatten() {
+        let path = entry.path();
+        // Examples that fetch a spec over the internet get the same spec from the corpus.
+        let text = std::fs::read_to_string(&path).unwrap().replace("https://petstore3.swagger.io/api/v3/openapi.json", &petstore);
+        let copy = examples.join(format!(".check-{}", path.file_name().unwrap().to_string_lossy()));
+        std::fs::write(&copy, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpgate")).arg("--config").arg(&copy).arg("--test").output().unwrap();
+        std::fs::remove_file(&copy).ok();
+        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}

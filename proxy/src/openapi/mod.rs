@@ -222,3 +222,44 @@ pub async fn build(name: &str, cfg: &OpenApiServerConfig, cx: &BuildContext<'_>)
     let description = docs.root.pointer("/info/title").and_then(Value::as_str).map(str::to_owned);
     Ok(vec![BuiltRoute { name: name.to_string(), description, server: std::sync::Arc::new(server) }])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ops() -> Vec<convert::Operation> {
+        let doc = json!({"openapi": "3.0.0", "servers": [{"url": "http://api"}], "paths": {
+            "/pets": {"get": {"operationId": "listPets", "tags": ["pets"], "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}], "responses": {}}},
+            "/pets/{id}": {"delete": {"operationId": "deletePet", "tags": ["pets"], "responses": {}}},
+            "/admin/users": {"get": {"operationId": "listUsers", "tags": ["admin"], "responses": {}}}}});
+        convert::convert(&load::Documents::from_value(doc, Path::new("/x.json")), None, "t").unwrap().operations
+    }
+
+    fn cfg(yaml: &str) -> OpenApiServerConfig {
+        serde_yaml::from_str(&format!("spec: x\n{yaml}")).unwrap()
+    }
+
+    fn names(tools: &[crate::rest::model::RestTool]) -> Vec<&str> {
+        tools.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn include_and_exclude_by_tag_operation_and_path() {
+        assert_eq!(names(&select(&cfg("include: {tags: [pets]}"), ops()).unwrap()), ["listPets", "deletePet"]);
+        assert_eq!(names(&select(&cfg("exclude: {paths: [\"/admin/**\"]}"), ops()).unwrap()), ["listPets", "deletePet"]);
+        assert_eq!(names(&select(&cfg("include: {tags: [pets]}\nexclude: {operations: [deletePet]}"), ops()).unwrap()), ["listPets"]);
+        assert!(select(&cfg("include: {paths: [\"[\"]}"), ops()).is_err());
+    }
+
+    #[test]
+    fn overrides_rename_describe_and_fix_arguments() {
+        let tools = select(&cfg("overrides: {listPets: {name: pets, description: All pets, fixed_args: {status: sold}}}"), ops()).unwrap();
+        let t = &tools[0];
+        assert_eq!((t.name.as_str(), t.description.as_str()), ("pets", "All pets"));
+        assert_eq!(t.args[0].fixed, Some(json!("sold")));
+        let def = &crate::rest::server::tool_defs(&RestToolsFile { tools: tools.clone(), ..Default::default() })[0];
+        assert!(def.input_schema["properties"].get("status").is_none(), "fixed arguments are hidden");
+        assert!(select(&cfg("overrides: {listPets: {fixed_args: {nope: 1}}}"), ops()).is_err());
+    }
+}

@@ -106,6 +106,7 @@ fn router(log: Log) -> Router {
         .route("/api/v3/pet/{id}", get(get_pet).delete(delete_pet))
         .route("/api/v3/store/inventory", get(inventory))
         .route("/api/v3/user/login", get(login))
+        .route("/specs/petstore.yaml", get(petstore_spec))
         .layer(axum::middleware::from_fn_with_state(log.clone(), record))
         .with_state(log)
 }
@@ -190,4 +191,12 @@ async fn inventory(headers: HeaderMap) -> Response {
 
 async fn login(Query(q): Query<BTreeMap<String, String>>) -> Response {
     ([("content-type", "text/plain"), ("x-rate-limit", "100")], format!("logged in user session: {}", q.get("username").map_or("?", String::as_str))).into_response()
+}
+
+async fn petstore_spec() -> Response {
+    let path = super::workspace().join("../shared/openapi-corpus/petstore/openapi.yaml");
+    match std::fs::read_to_string(path) {
+        Ok(text) => ([("content-type", "application/yaml")], text).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    }
 }
