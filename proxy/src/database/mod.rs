@@ -1,32 +1,179 @@
-//! Database → MCP: instance tools and custom SQL tools over PostgreSQL, MySQL/MariaDB and
-//! SQLite.
+//! Database → MCP: instance tools (`list_tables`, `describe_table`, `query`, `execute`)
+//! over PostgreSQL, MySQL/MariaDB and SQLite, executed in the request phase on `sqlx`
+//! pools. `query` can never write: it runs in a read-only transaction (PostgreSQL,
+//! MySQL) or on a read-only connection (SQLite), as one prepared statement, under a
+//! statement timeout, a row cap and a response-size cap.
+
+mod engine;
+mod server;
+mod value;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::{Dur, Size};
+use crate::runtime::{BuildContext, BuiltRoute};
+
+pub use engine::Engine;
+pub use server::DatabaseServer;
 
 /// `type: database` server settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseServerConfig {
-    /// Connection source.
-    pub source: serde_json::Value,
+    /// The connection.
+    pub source: SourceConfig,
+    /// `read-only` (default): no `execute` tool. `read-write`: `execute` is served.
+    #[serde(default)]
+    pub access: Access,
+    /// Caps on every statement.
+    #[serde(default)]
+    pub limits: DbLimits,
+}
+
+/// Whether writes are served.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// Only reads.
+    #[default]
+    ReadOnly,
+    /// Reads and the `execute` tool.
+    ReadWrite,
+}
+
+/// A database connection source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `postgres://…`, `mysql://…` (MariaDB too) or `sqlite://path` (relative to the
+    /// config file). Use `${ENV}` for the password; it never appears in logs or errors,
+    /// and serializes only as a fingerprint (so a changed URL rebuilds the pool on reload).
+    #[serde(serialize_with = "serialize_fingerprint")]
+    pub url: String,
+    /// Pool size (default 5).
+    #[serde(default = "default_pool")]
+    pub pool_size: u32,
+    /// Connect / acquire timeout (default 5s).
+    #[serde(default = "default_connect")]
+    pub connect_timeout: Dur,
+    /// Idle connections close after this (default 10m).
+    #[serde(default = "default_idle")]
+    pub idle_timeout: Dur,
+    /// SQLite only: a SQL script that creates the database file when it does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+}
+
+fn serialize_fingerprint<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(fingerprint(url))
+}
+
+fn default_pool() -> u32 {
+    5
+}
+fn default_connect() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+fn default_idle() -> Dur {
+    Dur(std::time::Duration::from_secs(600))
+}
+
+/// Statement caps.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DbLimits {
+    /// Per-statement timeout (default 5s).
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: Dur,
+    /// Rows returned at most (default 1000); more sets `truncated: true`.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Result size at most (default 1MiB of JSON); more sets `truncated: true`.
+    #[serde(default = "default_max_bytes")]
+    pub max_response_bytes: Size,
+}
+
+fn default_statement_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+fn default_max_rows() -> usize {
+    1000
+}
+fn default_max_bytes() -> Size {
+    Size(1 << 20)
+}
+
+impl Default for DbLimits {
+    fn default() -> Self {
+        DbLimits { statement_timeout: default_statement_timeout(), max_rows: default_max_rows(), max_response_bytes: default_max_bytes() }
+    }
 }
 
 /// Why a database server could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
-    /// Placeholder until the module lands.
-    #[error("{0}")]
-    Other(String),
+    /// The URL is not usable (the message never contains the password).
+    #[error("source.url: {0}")]
+    Url(String),
+    /// The SQLite seed script failed.
+    #[error("source.seed: {0}")]
+    Seed(String),
 }
 
-/// Builds the routes for a `type: database` server (one, plus one per Toolbox toolset).
-/// (An entry whose config is unchanged across a reload is not rebuilt: the snapshot
-/// builder reuses its routes and pools.)
-pub async fn build(
-    name: &str,
-    cfg: &DatabaseServerConfig,
-    cx: &crate::runtime::BuildContext<'_>,
-) -> Result<Vec<crate::runtime::BuiltRoute>, DatabaseError> {
-    let _ = (name, cfg, cx);
-    Err(DatabaseError::Other("database servers are not built yet".into()))
+/// Replaces the password of a URL-looking string and any occurrence of it elsewhere.
+pub fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.to_string();
+    if let Ok(u) = url::Url::parse(url) {
+        if let Some(p) = u.password().filter(|p| !p.is_empty()) {
+            out = out.replace(p, "***");
+            let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned();
+            out = out.replace(&decoded, "***");
+        }
+    }
+    out
+}
+
+/// Builds the route for a `type: database` server. Pools connect lazily, so a database
+/// that is down at load does not stop the gateway: calls say so until it is back.
+pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, DatabaseError> {
+    let engine = Engine::connect(&cfg.source, cx.base_dir).await?;
+    log::info!("server `{name}`: {} pool of {} (lazy)", engine.kind(), cfg.source.pool_size);
+    let server = DatabaseServer::new(engine, cfg.access, cfg.limits.clone());
+    Ok(vec![BuiltRoute { name: name.to_string(), description: None, server: Arc::new(server) }])
+}
+
+/// The URL fingerprint for change detection across reloads.
+pub fn fingerprint(url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut h);
+    h.finish()
+}
+
+/// Resolves a `sqlite://relative/path` against the config folder.
+pub fn sqlite_path(url: &str, base_dir: &Path) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    let p = Path::new(path);
+    Some(if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_scrubbed() {
+        let url = "postgres://app:s3cr%21t@db:5432/shop";
+        assert_eq!(scrub("password authentication failed: s3cr!t / s3cr%21t", url), "password authentication failed: *** / ***");
+    }
+
+    #[test]
+    fn sqlite_paths_resolve_against_the_config_folder() {
+        assert_eq!(sqlite_path("sqlite://demo/h.db?mode=ro", Path::new("/etc/mcpgate")).unwrap(), Path::new("/etc/mcpgate/demo/h.db"));
+        assert_eq!(sqlite_path("sqlite:///var/h.db", Path::new("/etc")).unwrap(), Path::new("/var/h.db"));
+    }
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# One run, three targets on the same REST backend, same load:
+#   1. the backend directly            GET /items/42
+#   2. a bare Pingora passthrough      GET /items/42 via loadtest/passthrough
+#   3. mcpgate tools/call getItem      POST /mcp/bench (OpenAPI tool, with a session)
+# Prints requests/s, p50 and p99 for each, and mcpgate's throughput ratio and added p99
+# against the bare passthrough. Targets: ratio >= 0.8, added p99 <= 0.5 ms at 64 connections.
+#
+#   loadtest/bench.sh                      # DURATION=15s CONNECTIONS=64 THREADS=1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-15s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}           # worker threads for backend, passthrough and mcpgate each
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}/release
+OUT=${OUT:-$PWD/loadtest/out}
+mkdir -p "$OUT"
+
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release -p mcpgate -p passthrough -p backend >&2
+
+BACKEND=127.0.0.1:18200 PASS=127.0.0.1:18100 GW=127.0.0.1:18300 ADMIN=127.0.0.1:18301
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+"$TARGET/backend" --listen $BACKEND --threads "$THREADS" & pids+=($!)
+"$TARGET/passthrough" --listen $PASS --upstream $BACKEND --threads "$THREADS" 2>"$OUT/passthrough.log" & pids+=($!)
+cat > "$OUT/mcpgate.yaml" <<YAML
+listen: ["$GW"]
+admin: {listen: "$ADMIN"}
+pingora: {threads: $THREADS}
+servers:
+  - name: bench
+    type: openapi
+    spec: $PWD/loadtest/backend/openapi.yaml
+    base_url: http://$BACKEND
+YAML
+RUST_LOG=warn "$TARGET/mcpgate" --config "$OUT/mcpgate.yaml" 2>"$OUT/mcpgate.log" & pids+=($!)
+for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && curl -sf "http://$BACKEND/items/1" >/dev/null && break; sleep 0.1; done
+
+H=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
+SID=$(curl -s -D - -o /dev/null "${H[@]}" "http://$GW/mcp/bench" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+  | awk 'tolower($1)=="mcp-session-id:"{print $2}' | tr -d '\r')
+curl -s "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' "http://$GW/mcp/bench" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+CALL='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"getItem","arguments":{"id":42}}}'
+sample=$(curl -s "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' "http://$GW/mcp/bench" -d "$CALL")
+echo "$sample" | grep -q '"structuredContent"' && ! echo "$sample" | grep -q '"isError":true' || { echo "mcpgate tools/call does not succeed: $sample" >&2; exit 1; }
+
+run() { # name, oha args...
+  local name=$1; shift
+  oha --no-tui -j -z 2s -c "$CONNECTIONS" "$@" >/dev/null 2>&1 || true     # warm-up
+  oha --no-tui -j -z "$DURATION" -c "$CONNECTIONS" "$@" > "$OUT/$name.json"
+}
+run direct "http://$BACKEND/items/42"
+run passthrough "http://$PASS/items/42"
+run mcpgate -m POST "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' -d "$CALL" "http://$GW/mcp/bench"
+
+python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$THREADS" <<'PY'
+import json, sys
+out, duration, conns, threads = sys.argv[1:]
+rows = {}
+for name in ("direct", "passthrough", "mcpgate"):
+    d = json.load(open(f"{out}/{name}.json"))
+    s = d["summary"]; p = d["latencyPercentiles"]
+    codes = d.get("statusCodeDistribution", {})
+    ok = codes.get("200", 0); total = sum(codes.values()) or 1
+    rows[name] = dict(rps=s["requestsPerSec"], p50=p["p50"] * 1000, p99=p["p99"] * 1000, ok=ok / total, errors=sum(d.get("errorDistribution", {}).values()))
+print(f"\n{conns} connections, {duration} per target, {threads} worker thread(s) per server\n")
+print(f"{'target':<12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'200s':>7} {'errors':>7}")
+for n, r in rows.items():
+    print(f"{n:<12} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['ok']*100:>6.1f}% {r['errors']:>7}")
+ratio = rows["mcpgate"]["rps"] / rows["passthrough"]["rps"]
+added = rows["mcpgate"]["p99"] - rows["passthrough"]["p99"]
+print(f"\nmcpgate / passthrough throughput: {ratio:.3f}  (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
+print(f"mcpgate p99 - passthrough p99:    {added:+.3f} ms  (target <= 0.5 ms: {'met' if added <= 0.5 else 'NOT met'})")
+PY

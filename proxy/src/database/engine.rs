@@ -1,0 +1,343 @@
+//! One pool per source and the per-engine SQL: read-only queries, writes, and catalog
+//! introspection.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use serde_json::{json, Map, Value};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement};
+
+use super::value;
+use super::{DatabaseError, DbLimits, SourceConfig};
+
+/// A pooled database.
+pub enum Engine {
+    /// PostgreSQL.
+    Postgres {
+        /// The pool.
+        pool: PgPool,
+        /// For scrubbing messages.
+        url: String,
+    },
+    /// MySQL or MariaDB.
+    MySql {
+        /// The pool.
+        pool: MySqlPool,
+        /// For scrubbing messages.
+        url: String,
+    },
+    /// SQLite: reads go through a read-only pool, writes through a read-write one.
+    Sqlite {
+        /// Read-only connections (`SQLITE_OPEN_READONLY`).
+        ro: SqlitePool,
+        /// Read-write connections (used by `execute` only).
+        rw: SqlitePool,
+    },
+}
+
+/// Rows of a statement, capped.
+#[derive(Debug, Default)]
+pub struct Rows {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Values, one array per row, aligned with `columns`.
+    pub rows: Vec<Vec<Value>>,
+    /// Whether a cap cut the result.
+    pub truncated: bool,
+    /// For writes: rows affected.
+    pub rows_affected: Option<u64>,
+}
+
+impl Rows {
+    /// `{columns, rows, row_count, truncated}` (+ `rows_affected` for writes).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({"columns": self.columns, "rows": self.rows, "row_count": self.rows.len(), "truncated": self.truncated});
+        if let Some(n) = self.rows_affected {
+            v["rows_affected"] = json!(n);
+        }
+        v
+    }
+}
+
+struct Collector<'a> {
+    out: Rows,
+    limits: &'a DbLimits,
+    bytes: usize,
+}
+
+impl<'a> Collector<'a> {
+    fn new(limits: &'a DbLimits) -> Self {
+        Collector { out: Rows::default(), limits, bytes: 0 }
+    }
+
+    /// Adds a row; false when a cap is reached (the result is then truncated).
+    fn push(&mut self, columns: impl FnOnce() -> Vec<String>, values: Vec<Value>) -> bool {
+        if self.out.columns.is_empty() {
+            self.out.columns = columns();
+        }
+        if self.out.rows.len() >= self.limits.max_rows {
+            self.out.truncated = true;
+            return false;
+        }
+        self.bytes += values.iter().map(|v| v.to_string().len() + 1).sum::<usize>();
+        if self.bytes > self.limits.max_response_bytes.0 {
+            self.out.truncated = true;
+            return false;
+        }
+        self.out.rows.push(values);
+        true
+    }
+}
+
+fn names<C: Column>(cols: &[C]) -> Vec<String> {
+    cols.iter().map(|c| c.name().to_string()).collect()
+}
+
+impl Engine {
+    /// Creates the pool (lazily connected).
+    pub async fn connect(src: &SourceConfig, base_dir: &Path) -> Result<Engine, DatabaseError> {
+        let url = src.url.trim();
+        let scrubbed = |e: &dyn std::fmt::Display| DatabaseError::Url(super::scrub(&e.to_string(), url));
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| scrubbed(&e))?;
+            let pool = PgPoolOptions::new().max_connections(src.pool_size.max(1)).acquire_timeout(src.connect_timeout.0).idle_timeout(Some(src.idle_timeout.0)).test_before_acquire(true).connect_lazy_with(opts);
+            Ok(Engine::Postgres { pool, url: url.to_string() })
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let opts = MySqlConnectOptions::from_str(&url.replacen("mariadb://", "mysql://", 1)).map_err(|e| scrubbed(&e))?;
+            let pool = MySqlPoolOptions::new().max_connections(src.pool_size.max(1)).acquire_timeout(src.connect_timeout.0).idle_timeout(Some(src.idle_timeout.0)).test_before_acquire(true).connect_lazy_with(opts);
+            Ok(Engine::MySql { pool, url: url.to_string() })
+        } else if url.starts_with("sqlite:") {
+            let path = super::sqlite_path(url, base_dir).ok_or_else(|| DatabaseError::Url("invalid sqlite URL".into()))?;
+            if let (false, Some(seed)) = (path.exists(), &src.seed) {
+                seed_sqlite(&path, &base_dir.join(seed)).await?;
+            }
+            let base = SqliteConnectOptions::new().filename(&path).busy_timeout(src.connect_timeout.0);
+            let ro = SqlitePoolOptions::new().max_connections(src.pool_size.max(1)).acquire_timeout(src.connect_timeout.0).connect_lazy_with(base.clone().read_only(true));
+            let rw = SqlitePoolOptions::new().max_connections(1).acquire_timeout(src.connect_timeout.0).connect_lazy_with(base);
+            Ok(Engine::Sqlite { ro, rw })
+        } else {
+            Err(DatabaseError::Url("unsupported scheme: use postgres://, mysql:// or sqlite://".into()))
+        }
+    }
+
+    /// `postgresql`, `mysql` or `sqlite`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Engine::Postgres { .. } => "postgresql",
+            Engine::MySql { .. } => "mysql",
+            Engine::Sqlite { .. } => "sqlite",
+        }
+    }
+
+    fn scrub(&self, e: &dyn std::fmt::Display) -> String {
+        match self {
+            Engine::Postgres { url, .. } | Engine::MySql { url, .. } => super::scrub(&e.to_string(), url),
+            Engine::Sqlite { .. } => e.to_string(),
+        }
+    }
+
+    /// Runs one read-only statement with `params` bound, under the caps.
+    pub async fn query(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, String> {
+        let work = self.query_inner(sql, params, limits);
+        match tokio::time::timeout(limits.statement_timeout.0 + Duration::from_millis(500), work).await {
+            Ok(r) => r.map_err(|e| self.scrub(&e)),
+            Err(_) => Err(format!("the statement did not finish within {:?} (statement_timeout)", limits.statement_timeout.0)),
+        }
+    }
+
+    async fn query_inner(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, sqlx::Error> {
+        let mut c = Collector::new(limits);
+        let ms = limits.statement_timeout.0.as_millis().max(1);
+        match self {
+            Engine::Postgres { pool, .. } => {
+                let mut tx = pool.begin().await?;
+                tx.execute("SET TRANSACTION READ ONLY").await?;
+                tx.execute(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}"))).await?;
+                {
+                    let mut rows = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *tx);
+                    while let Some(row) = rows.try_next().await? {
+                        if !c.push(|| names(row.columns()), value::pg_row(&row)) {
+                            break;
+                        }
+                    }
+                }
+                if c.out.columns.is_empty() {
+                    c.out.columns = names((&mut *tx).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?.columns());
+                }
+                tx.rollback().await?;
+            }
+            Engine::MySql { pool, .. } => {
+                let mut conn = pool.acquire().await?;
+                // MariaDB's per-statement limit; MySQL ignores the unknown variable error.
+                let _ = conn.execute(AssertSqlSafe(format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0))).await;
+                let _ = conn.execute(AssertSqlSafe(format!("SET SESSION max_execution_time = {ms}"))).await;
+                conn.execute("START TRANSACTION READ ONLY").await?;
+                let result = async {
+                    {
+                        let mut rows = value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
+                        while let Some(row) = rows.try_next().await? {
+                            if !c.push(|| names(row.columns()), value::my_row(&row)) {
+                                break;
+                            }
+                        }
+                    }
+                    if c.out.columns.is_empty() {
+                        c.out.columns = names((&mut *conn).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?.columns());
+                    }
+                    Ok::<(), sqlx::Error>(())
+                }
+                .await;
+                if conn.execute("ROLLBACK").await.is_err() {
+                    conn.close_on_drop();
+                }
+                result?;
+            }
+            Engine::Sqlite { ro, .. } => {
+                let mut conn = ro.acquire().await?;
+                {
+                    let mut rows = value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
+                    while let Some(row) = rows.try_next().await? {
+                        if !c.push(|| names(row.columns()), value::lite_row(&row)) {
+                            break;
+                        }
+                    }
+                }
+                if c.out.columns.is_empty() {
+                    c.out.columns = (&mut *conn).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await.map(|d| names(d.columns())).unwrap_or_default();
+                }
+            }
+        }
+        Ok(c.out)
+    }
+
+    /// Runs one writing statement in its own transaction, under the statement timeout.
+    pub async fn execute(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, String> {
+        let ms = limits.statement_timeout.0.as_millis().max(1);
+        let work = async {
+            let affected = match self {
+                Engine::Postgres { pool, .. } => {
+                    let mut tx = pool.begin().await?;
+                    tx.execute(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}"))).await?;
+                    let n = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    n
+                }
+                Engine::MySql { pool, .. } => {
+                    let mut tx = pool.begin().await?;
+                    let n = value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    n
+                }
+                Engine::Sqlite { rw, .. } => {
+                    let mut tx = rw.begin().await?;
+                    let n = value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    n
+                }
+            };
+            Ok::<u64, sqlx::Error>(affected)
+        };
+        match tokio::time::timeout(limits.statement_timeout.0 + Duration::from_millis(500), work).await {
+            Ok(Ok(n)) => Ok(Rows { rows_affected: Some(n), ..Default::default() }),
+            Ok(Err(e)) => Err(self.scrub(&e)),
+            Err(_) => Err(format!("the statement did not finish within {:?} (statement_timeout)", limits.statement_timeout.0)),
+        }
+    }
+
+    /// Schemas, tables and views, with a row estimate where the engine keeps one.
+    pub async fn list_tables(&self, limits: &DbLimits) -> Result<Rows, String> {
+        let sql = match self {
+            Engine::Postgres { .. } => {
+                "SELECT t.table_schema AS schema, t.table_name AS name, CASE t.table_type WHEN 'BASE TABLE' THEN 'table' WHEN 'VIEW' THEN 'view' ELSE lower(t.table_type) END AS type, \
+                 (SELECT CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = t.table_schema AND c.relname = t.table_name) AS row_estimate \
+                 FROM information_schema.tables t WHERE t.table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            }
+            Engine::MySql { .. } => {
+                "SELECT table_schema AS `schema`, table_name AS name, CASE table_type WHEN 'BASE TABLE' THEN 'table' WHEN 'VIEW' THEN 'view' ELSE lower(table_type) END AS type, CAST(table_rows AS SIGNED) AS row_estimate \
+                 FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1, 2"
+            }
+            Engine::Sqlite { .. } => "SELECT 'main' AS schema, name, type, NULL AS row_estimate FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        };
+        let mut l = limits.clone();
+        l.max_rows = l.max_rows.max(10_000);
+        self.query(sql, &[], &l).await
+    }
+
+    /// Columns, primary key, foreign keys and indexes of one table.
+    pub async fn describe_table(&self, schema: Option<&str>, table: &str, limits: &DbLimits) -> Result<Value, String> {
+        let p = |v: &str| Value::String(v.to_string());
+        let (columns, pk, fks, idx) = match self {
+            Engine::Postgres { .. } => {
+                let s = p(schema.unwrap_or("public"));
+                let t = p(table);
+                let args = [s, t];
+                (
+                    self.query("SELECT column_name AS name, data_type AS type, udt_name, is_nullable = 'YES' AS nullable, column_default AS default FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position", &args, limits).await?,
+                    self.query("SELECT kcu.column_name AS name FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu ON tc.constraint_name = kcu.constraint_name AND tc.table_schema = kcu.table_schema WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = $1 AND tc.table_name = $2 ORDER BY kcu.ordinal_position", &args, limits).await?,
+                    self.query("SELECT kcu.column_name AS column, ccu.table_schema AS ref_schema, ccu.table_name AS ref_table, ccu.column_name AS ref_column, tc.constraint_name AS name FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu ON tc.constraint_name = kcu.constraint_name AND tc.table_schema = kcu.table_schema JOIN information_schema.constraint_column_usage ccu ON ccu.constraint_name = tc.constraint_name AND ccu.constraint_schema = tc.table_schema WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = $1 AND tc.table_name = $2", &args, limits).await?,
+                    self.query("SELECT indexname AS name, indexdef AS definition FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname", &args, limits).await?,
+                )
+            }
+            Engine::MySql { .. } => {
+                let t = p(table);
+                let args: Vec<Value> = match schema {
+                    Some(s) => vec![p(s), t],
+                    None => vec![t],
+                };
+                let w = if schema.is_some() { "table_schema = ? AND table_name = ?" } else { "table_schema = DATABASE() AND table_name = ?" };
+                (
+                    self.query(&format!("SELECT column_name AS name, column_type AS type, is_nullable = 'YES' AS nullable, column_default AS `default` FROM information_schema.columns WHERE {w} ORDER BY ordinal_position"), &args, limits).await?,
+                    self.query(&format!("SELECT column_name AS name FROM information_schema.key_column_usage WHERE constraint_name = 'PRIMARY' AND {w} ORDER BY ordinal_position"), &args, limits).await?,
+                    self.query(&format!("SELECT column_name AS `column`, referenced_table_schema AS ref_schema, referenced_table_name AS ref_table, referenced_column_name AS ref_column, constraint_name AS name FROM information_schema.key_column_usage WHERE referenced_table_name IS NOT NULL AND {w}"), &args, limits).await?,
+                    self.query(&format!("SELECT index_name AS name, GROUP_CONCAT(column_name ORDER BY seq_in_index) AS columns, MIN(non_unique) = 0 AS is_unique FROM information_schema.statistics WHERE {w} GROUP BY index_name ORDER BY index_name"), &args, limits).await?,
+                )
+            }
+            Engine::Sqlite { .. } => {
+                let t = [p(table)];
+                (
+                    self.query("SELECT name, type, \"notnull\" = 0 AS nullable, dflt_value AS \"default\", pk FROM pragma_table_info(?1) ORDER BY cid", &t, limits).await?,
+                    self.query("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", &t, limits).await?,
+                    self.query("SELECT \"from\" AS \"column\", 'main' AS ref_schema, \"table\" AS ref_table, \"to\" AS ref_column, id AS name FROM pragma_foreign_key_list(?1)", &t, limits).await?,
+                    self.query("SELECT name, \"unique\" = 1 AS is_unique, origin FROM pragma_index_list(?1) ORDER BY name", &t, limits).await?,
+                )
+            }
+        };
+        if columns.rows.is_empty() {
+            return Err(format!("no table `{}{table}` (see list_tables)", schema.map(|s| format!("{s}.")).unwrap_or_default()));
+        }
+        Ok(json!({
+            "schema": schema,
+            "table": table,
+            "columns": objects(&columns),
+            "primary_key": pk.rows.iter().filter_map(|r| r.first().cloned()).collect::<Vec<_>>(),
+            "foreign_keys": objects(&fks),
+            "indexes": objects(&idx),
+        }))
+    }
+}
+
+fn objects(rows: &Rows) -> Vec<Value> {
+    rows.rows.iter().map(|r| Value::Object(rows.columns.iter().cloned().zip(r.iter().cloned()).collect::<Map<String, Value>>())).collect()
+}
+
+async fn seed_sqlite(path: &Path, script: &Path) -> Result<(), DatabaseError> {
+    let sql = tokio::fs::read_to_string(script).await.map_err(|e| DatabaseError::Seed(format!("{}: {e}", script.display())))?;
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(|e| DatabaseError::Seed(format!("{}: {e}", dir.display())))?;
+    }
+    // Build next to the target and rename, so a half-written database is never served.
+    let tmp = path.with_extension("seeding");
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let opts = SqliteConnectOptions::new().filename(&tmp).create_if_missing(true);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(|e| DatabaseError::Seed(e.to_string()))?;
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await.map_err(|e| DatabaseError::Seed(format!("{}: {e}", script.display())))?;
+    pool.close().await;
+    tokio::fs::rename(&tmp, path).await.map_err(|e| DatabaseError::Seed(e.to_string()))?;
+    log::info!("created SQLite database {} from {}", path.display(), script.display());
+    Ok(())
+}

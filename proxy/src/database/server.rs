@@ -1,0 +1,142 @@
+//! The instance tools of a database server.
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+
+use super::engine::{Engine, Rows};
+use super::{Access, DbLimits};
+use crate::tools::{CallContext, CallOutcome, CallToolResult, Content, ToolAnnotations, ToolDef, ToolServer};
+
+/// A database served as MCP tools.
+pub struct DatabaseServer {
+    engine: Engine,
+    limits: DbLimits,
+    defs: Vec<ToolDef>,
+}
+
+fn rows_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "columns": {"type": "array", "items": {"type": "string"}},
+        "rows": {"type": "array", "items": {"type": "array"}},
+        "row_count": {"type": "integer"},
+        "truncated": {"type": "boolean"},
+        "rows_affected": {"type": "integer"}
+    }})
+}
+
+fn read_only() -> Option<ToolAnnotations> {
+    Some(ToolAnnotations { read_only_hint: Some(true), idempotent_hint: Some(true), open_world_hint: Some(false), ..Default::default() })
+}
+
+fn defs(kind: &str, access: Access) -> Vec<ToolDef> {
+    let params = json!({"type": "array", "description": format!("Values bound to the statement's placeholders in order ({}); never spliced into the SQL.", if kind == "postgresql" { "$1, $2, …" } else { "?" }), "items": {}});
+    let mut out = vec![
+        ToolDef {
+            name: "list_tables".into(),
+            title: Some("List tables".into()),
+            description: Some(format!("List the schemas, tables and views of this {kind} database, with a row estimate where the engine keeps one.")),
+            input_schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            output_schema: Some(rows_schema()),
+            annotations: read_only(),
+        },
+        ToolDef {
+            name: "describe_table".into(),
+            title: Some("Describe a table".into()),
+            description: Some("Columns (type, nullability, default), primary key, foreign keys and indexes of one table.".into()),
+            input_schema: json!({"type": "object", "properties": {"table": {"type": "string", "minLength": 1}, "schema": {"type": "string", "description": "Schema (default: public on PostgreSQL, the connection's database on MySQL)"}}, "required": ["table"], "additionalProperties": false}),
+            output_schema: Some(json!({"type": "object", "properties": {"table": {"type": "string"}, "columns": {"type": "array"}, "primary_key": {"type": "array"}, "foreign_keys": {"type": "array"}, "indexes": {"type": "array"}}})),
+            annotations: read_only(),
+        },
+        ToolDef {
+            name: "query".into(),
+            title: Some("Run a read-only query".into()),
+            description: Some(format!("Run one read-only SQL statement ({kind} dialect) in a read-only transaction. Writes are refused by the database. Results are capped; `truncated` says when a cap was hit.")),
+            input_schema: json!({"type": "object", "properties": {"sql": {"type": "string", "minLength": 1}, "params": params}, "required": ["sql"], "additionalProperties": false}),
+            output_schema: Some(rows_schema()),
+            annotations: read_only(),
+        },
+    ];
+    if access == Access::ReadWrite {
+        out.push(ToolDef {
+            name: "execute".into(),
+            title: Some("Execute a write".into()),
+            description: Some(format!("Run one writing SQL statement ({kind} dialect: INSERT, UPDATE, DELETE, DDL) in its own transaction; returns rows_affected.")),
+            input_schema: json!({"type": "object", "properties": {"sql": {"type": "string", "minLength": 1}, "params": params}, "required": ["sql"], "additionalProperties": false}),
+            output_schema: Some(rows_schema()),
+            annotations: Some(ToolAnnotations { read_only_hint: Some(false), destructive_hint: Some(true), idempotent_hint: Some(false), open_world_hint: Some(false), ..Default::default() }),
+        });
+    }
+    out
+}
+
+impl DatabaseServer {
+    /// A server over `engine`.
+    pub fn new(engine: Engine, access: Access, limits: DbLimits) -> Self {
+        let defs = defs(engine.kind(), access);
+        DatabaseServer { engine, limits, defs }
+    }
+
+    /// The engine (for tests and the admin API).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// A readable text copy of a result.
+fn table_text(rows: &Rows) -> String {
+    if let Some(n) = rows.rows_affected {
+        return format!("{n} row(s) affected");
+    }
+    let mut out = rows.columns.join(" | ");
+    out.push('\n');
+    for r in &rows.rows {
+        out.push_str(&r.iter().map(|v| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => "NULL".into(),
+            other => other.to_string(),
+        }).collect::<Vec<_>>().join(" | "));
+        out.push('\n');
+    }
+    out.push_str(&format!("({} row{}{})", rows.rows.len(), if rows.rows.len() == 1 { "" } else { "s" }, if rows.truncated { ", truncated: a row or size cap was reached" } else { "" }));
+    out
+}
+
+fn rows_result(r: Result<Rows, String>) -> CallToolResult {
+    match r {
+        Ok(rows) => CallToolResult { content: vec![Content::Text { text: table_text(&rows) }], structured_content: Some(rows.to_json()), is_error: false },
+        Err(e) => CallToolResult::error(e),
+    }
+}
+
+fn params(args: &Map<String, Value>) -> Vec<Value> {
+    args.get("params").and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
+#[async_trait]
+impl ToolServer for DatabaseServer {
+    fn tools(&self) -> &[ToolDef] {
+        &self.defs
+    }
+
+    async fn call(&self, index: usize, args: Map<String, Value>, _cx: CallContext<'_>) -> CallOutcome {
+        let name = self.defs.get(index).map(|d| d.name.as_str()).unwrap_or("");
+        let sql = args.get("sql").and_then(Value::as_str).unwrap_or("");
+        CallOutcome::Done(match name {
+            "list_tables" => rows_result(self.engine.list_tables(&self.limits).await),
+            "describe_table" => {
+                let table = args.get("table").and_then(Value::as_str).unwrap_or("");
+                match self.engine.describe_table(args.get("schema").and_then(Value::as_str), table, &self.limits).await {
+                    Ok(v) => CallToolResult::structured(v),
+                    Err(e) => CallToolResult::error(e),
+                }
+            }
+            "query" => rows_result(self.engine.query(sql, &params(&args), &self.limits).await),
+            "execute" => rows_result(self.engine.execute(sql, &params(&args), &self.limits).await),
+            _ => CallToolResult::error("unknown tool"),
+        })
+    }
+
+    fn instructions(&self) -> Option<&str> {
+        Some("Use list_tables and describe_table to learn the schema, then query with one SELECT statement per call; bind values through `params` instead of writing them into the SQL.")
+    }
+}
