@@ -176,6 +176,9 @@ impl Engine {
                 // MariaDB's per-statement limit; MySQL ignores the unknown variable error.
                 let _ = conn.execute(AssertSqlSafe(format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0))).await;
                 let _ = conn.execute(AssertSqlSafe(format!("SET SESSION max_execution_time = {ms}"))).await;
+                // DDL commits implicitly and would run outside a read-only transaction;
+                // a read-only session makes the implicit transaction read-only too.
+                conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
                 conn.execute("START TRANSACTION READ ONLY").await?;
                 let result = async {
                     {
@@ -192,7 +195,7 @@ impl Engine {
                     Ok::<(), sqlx::Error>(())
                 }
                 .await;
-                if conn.execute("ROLLBACK").await.is_err() {
+                if conn.execute("ROLLBACK").await.is_err() || conn.execute("SET SESSION TRANSACTION READ WRITE").await.is_err() {
                     conn.close_on_drop();
                 }
                 result?;

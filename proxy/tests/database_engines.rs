@@ -1,0 +1,220 @@
+//! Database servers against the real PostgreSQL (127.0.0.1:5432) and MariaDB
+//! (127.0.0.1:3306) of the machine and SQLite files, through the real gateway with the
+//! official Rust MCP SDK and raw HTTP. Under CI=true an unreachable database fails.
+
+mod support;
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::ServiceExt;
+use serde_json::{json, Value};
+use support::{text, Gateway, Raw};
+
+const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+const MY: &str = "mysql://root@127.0.0.1:3306/test";
+
+fn reachable(port: u16) -> bool {
+    let ok = std::net::TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), std::time::Duration::from_secs(2)).is_ok();
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "database on port {port} is not reachable and CI=true: run scripts/services.sh");
+        eprintln!("SKIPPING: nothing listens on 127.0.0.1:{port} (run scripts/services.sh)");
+    }
+    ok
+}
+
+/// A unique table name per test run, so runs can overlap.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 1_000_000
+}
+
+fn server(name: &str, url: &str, access: &str) -> String {
+    format!("  - name: {name}\n    type: database\n    source: {{url: \"{url}\", pool_size: 3}}\n    access: {access}\n    limits: {{statement_timeout: 1s, max_rows: 5, max_response_bytes: 4KiB}}\n")
+}
+
+async fn session(gw: &Gateway, name: &str) -> Raw {
+    let mut c = Raw::new(gw.url(name));
+    c.initialize("2025-06-18").await;
+    c
+}
+
+fn ok(r: &Value) -> &Value {
+    assert_ne!(r["isError"], true, "{r}");
+    &r["structuredContent"]
+}
+
+fn refused(r: &Value) {
+    assert_eq!(r["isError"], true, "expected a refusal: {r}");
+}
+
+/// Runs the engine-independent checks against one database.
+async fn exercise(gw: &Gateway, rw: &str, ro: &str, table: &str, placeholder: &str) {
+    let w = session(gw, rw).await;
+    let r = session(gw, ro).await;
+    ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL, note VARCHAR(200))")})).await);
+    for i in 1..=8 {
+        let sql = format!("INSERT INTO {table} (id, name, note) VALUES ({p1}, {p2}, {p3})", p1 = ph(placeholder, 1), p2 = ph(placeholder, 2), p3 = ph(placeholder, 3));
+        ok(&w.call("execute", json!({"sql": sql, "params": [i, format!("row {i}"), null]})).await);
+    }
+
+    // The read-only server has no execute tool at all.
+    let names: Vec<String> = r.request(1, "tools/list", json!({})).await["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["list_tables", "describe_table", "query"]);
+    assert_eq!(r.request(2, "tools/call", json!({"name": "execute", "arguments": {"sql": "SELECT 1"}})).await["error"]["code"], -32602);
+
+    let tables = ok(&r.call("list_tables", json!({})).await).clone();
+    assert!(tables["rows"].as_array().unwrap().iter().any(|row| row[1] == table), "{tables}");
+    let d = ok(&r.call("describe_table", json!({"table": table})).await).clone();
+    assert_eq!(d["primary_key"], json!(["id"]));
+    assert_eq!(d["columns"].as_array().unwrap().len(), 3);
+    refused(&r.call("describe_table", json!({"table": "no_such_table_xyz"})).await);
+
+    // Caps: rows and bytes.
+    let q = ok(&r.call("query", json!({"sql": format!("SELECT id, name FROM {table} ORDER BY id")})).await).clone();
+    assert_eq!((q["row_count"].as_u64(), q["truncated"].as_bool()), (Some(5), Some(true)));
+    assert_eq!(q["columns"], json!(["id", "name"]));
+    assert_eq!(q["rows"][0], json!([1, "row 1"]));
+    ok(&w.call("execute", json!({"sql": format!("UPDATE {table} SET note = {}", ph(placeholder, 1)), "params": ["x".repeat(190)]})).await);
+    let q = ok(&r.call("query", json!({"sql": format!("SELECT note, note AS n2, note AS n3, note AS n4, note AS n5, note AS n6 FROM {table} ORDER BY id")})).await).clone();
+    assert_eq!(q["truncated"], true, "the 4 KiB size cap cuts before the row cap");
+    assert_eq!(q["row_count"], 3);
+    // Bound parameters, and injection attempts that change nothing.
+    let q = ok(&r.call("query", json!({"sql": format!("SELECT id FROM {table} WHERE name = {}", ph(placeholder, 1)), "params": ["row 3"]})).await).clone();
+    assert_eq!(q["rows"], json!([[3]]));
+    let q = ok(&r.call("query", json!({"sql": format!("SELECT id FROM {table} WHERE name = {}", ph(placeholder, 1)), "params": ["' OR 1=1 --"]})).await).clone();
+    assert_eq!(q["row_count"], 0, "a bound value is data, not SQL");
+
+    // Writes through query are refused by the database, whatever their shape.
+    for sql in [
+        format!("DELETE FROM {table}"),
+        format!("UPDATE {table} SET name = 'x'"),
+        format!("INSERT INTO {table} (id, name) VALUES (100, 'x')"),
+        format!("DROP TABLE {table}"),
+        format!("SELECT 1; DROP TABLE {table}"),
+        format!("SELECT * FROM {table} FOR UPDATE"),
+    ] {
+        refused(&r.call("query", json!({"sql": sql})).await);
+    }
+    // Empty results still name their columns.
+    let q = ok(&r.call("query", json!({"sql": format!("SELECT id, name FROM {table} WHERE id < 0")})).await).clone();
+    assert_eq!((q["columns"].clone(), q["row_count"].clone()), (json!(["id", "name"]), json!(0)));
+    // Data intact afterwards.
+    let q = ok(&w.call("query", json!({"sql": format!("SELECT COUNT(*) AS n FROM {table}")})).await).clone();
+    assert_eq!(q["rows"][0][0].as_i64(), Some(8));
+    ok(&w.call("execute", json!({"sql": format!("DROP TABLE {table}")})).await);
+}
+
+fn ph(style: &str, n: usize) -> String {
+    if style == "$" {
+        format!("${n}")
+    } else {
+        "?".to_string()
+    }
+}
+
+#[tokio::test]
+async fn postgres_instance_tools_caps_and_read_only() {
+    if !reachable(5432) {
+        return;
+    }
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", PG, "read-write"), server("pg", PG, "read-only")));
+    exercise(&gw, "pg-rw", "pg", &unique("mcpgate_pg"), "$").await;
+    let r = session(&gw, "pg").await;
+    // A data-modifying CTE and a sleep beyond the statement timeout.
+    refused(&r.call("query", json!({"sql": "WITH d AS (DELETE FROM pg_class RETURNING 1) SELECT * FROM d"})).await);
+    let t = r.call("query", json!({"sql": "SELECT pg_sleep(3)"})).await;
+    refused(&t);
+    assert!(text(&t).contains("statement timeout") || text(&t).contains("canceling statement"), "{t}");
+    // The type mapping.
+    let q = ok(&r.call("query", json!({"sql": "SELECT 1::int2 a, 2::int4 b, 3::int8 c, 1.5::float4 d, 2.25::float8 e, 12345678901234567890.123456789::numeric f, true g, 'x'::text h, '\\x0102'::bytea i, '2026-11-23'::date j, '13:14:15'::time k, '2026-11-23 13:14:15.5'::timestamp l, '2026-11-23 13:14:15+02'::timestamptz m, '1 year 2 mons 3 days 04:05:06'::interval n, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid o, '{\"k\":[1,2]}'::jsonb p, ARRAY[1,2,3] q, ARRAY['a',NULL] r, NULL::text s, '10.0.0.0/8'::cidr t"})).await).clone();
+    let row = &q["rows"][0];
+    assert_eq!(row, &json!([1, 2, 3, 1.5, 2.25, "12345678901234567890.123456789", true, "x", "AQI=", "2026-11-23", "13:14:15", "2026-11-23T13:14:15.500", "2026-11-23T11:14:15Z", "P1Y2M3DT4H5M6S", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"k": [1, 2]}, [1, 2, 3], ["a", null], null, "10.0.0.0/8"]));
+}
+
+#[tokio::test]
+async fn mariadb_instance_tools_caps_and_read_only() {
+    if !reachable(3306) {
+        return;
+    }
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("my-rw", MY, "read-write"), server("my", MY, "read-only")));
+    exercise(&gw, "my-rw", "my", &unique("mcpgate_my"), "?").await;
+    let r = session(&gw, "my").await;
+    let t = r.call("query", json!({"sql": "SELECT SLEEP(3)"})).await;
+    // MariaDB's max_statement_time interrupts SLEEP with a result of 1 or an error; either
+    // way the call returns within the limit.
+    assert!(t["isError"] == true || t["structuredContent"]["rows"][0][0] == 1, "{t}");
+    let q = ok(&r.call("query", json!({"sql": "SELECT CAST(1 AS SIGNED) a, 1.5e0 b, CAST(12345678901234567890.123456789 AS DECIMAL(30,9)) c, 'x' d, CAST(X'0102' AS BINARY(2)) e, DATE '2026-11-23' f, TIME '13:14:15' g, TIMESTAMP '2026-11-23 13:14:15' h, NULL i"})).await).clone();
+    assert_eq!(q["rows"][0], json!([1, 1.5, "12345678901234567890.123456789", "x", "AQI=", "2026-11-23", "13:14:15", "2026-11-23T13:14:15", null]));
+}
+
+#[tokio::test]
+async fn sqlite_through_the_rust_sdk_and_reload_swaps_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let seed = dir.path().join("seed.sql");
+    std::fs::write(&seed, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB, r REAL);\nINSERT INTO t VALUES (1, 'one', X'0102', 1.5), (2, NULL, NULL, NULL);\n").unwrap();
+    let cfg = |url: &str| format!("servers:\n  - name: lite\n    type: database\n    source: {{url: \"sqlite://{url}\", seed: {}}}\n", seed.display());
+    let gw = Gateway::start(&cfg(&db.display().to_string()));
+    let client = ().serve(StreamableHttpClientTransport::from_uri(gw.url("lite"))).await.expect("rmcp connects");
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.iter().map(|t| t.name.as_ref()).collect::<Vec<_>>(), ["list_tables", "describe_table", "query"]);
+    assert_eq!(tools[2].annotations.as_ref().and_then(|a| a.read_only_hint), Some(true));
+    let args = json!({"sql": "SELECT * FROM t ORDER BY id"}).as_object().cloned().unwrap();
+    let r = client.call_tool(CallToolRequestParams::new("query").with_arguments(args)).await.unwrap();
+    assert_ne!(r.is_error, Some(true));
+    assert_eq!(r.structured_content.unwrap()["rows"], json!([[1, "one", "AQI=", 1.5], [2, null, null, null]]));
+    let args = json!({"sql": "DELETE FROM t"}).as_object().cloned().unwrap();
+    let r = client.call_tool(CallToolRequestParams::new("query").with_arguments(args)).await.unwrap();
+    assert_eq!(r.is_error, Some(true), "writes are refused by the read-only connection");
+
+    // Point the server at another file: the new pool serves the next call.
+    let other = dir.path().join("other.db");
+    std::fs::write(&seed, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\nINSERT INTO t VALUES (42, 'new');\n").unwrap();
+    gw.write_config(&cfg(&other.display().to_string()));
+    gw.sighup();
+    let mut swapped = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let args = json!({"sql": "SELECT id FROM t"}).as_object().cloned().unwrap();
+        if let Ok(r) = client.call_tool(CallToolRequestParams::new("query").with_arguments(args)).await {
+            if r.structured_content.as_ref().is_some_and(|s| s["rows"] == json!([[42]])) {
+                swapped = true;
+                break;
+            }
+        }
+    }
+    assert!(swapped, "{}", gw.log_text());
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn dead_database_answers_is_error_and_recovers_without_restart() {
+    // A port where nothing listens yet; a real PostgreSQL is not needed for the refusal.
+    let port = support::free_port();
+    let gw = Gateway::start(&format!("servers:\n{}", server("gone", &format!("postgres://u:hunter2@127.0.0.1:{port}/x"), "read-only")));
+    let c = session(&gw, "gone").await;
+    let r = c.call("query", json!({"sql": "SELECT 1"})).await;
+    refused(&r);
+    assert!(!text(&r).contains("hunter2") && !gw.log_text().contains("hunter2"), "the password leaked: {r}");
+    assert_eq!(c.request(2, "ping", json!({})).await["result"], json!({}));
+    if !reachable(5432) {
+        return;
+    }
+    // "The database comes back": forward the port to the real PostgreSQL.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    let gw2 = Gateway::start(&format!("servers:\n{}", server("back", &format!("postgres://postgres@127.0.0.1:{port}/test"), "read-only")));
+    let c2 = session(&gw2, "back").await;
+    assert_eq!(ok(&c2.call("query", json!({"sql": "SELECT 1 AS one"})).await)["rows"], json!([[1]]));
+}
