@@ -5,6 +5,11 @@
 mod env;
 pub mod units;
 
+/// Expands `${VAR}` / `${VAR:-default}` in one string (also used for Toolbox files).
+pub fn env_expand(text: &str) -> Result<String, String> {
+    env::expand(text)
+}
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

@@ -143,20 +143,28 @@ impl Engine {
 
     /// Runs one read-only statement with `params` bound, under the caps.
     pub async fn query(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, String> {
-        let work = self.query_inner(sql, params, limits);
+        self.run(sql, params, limits, true).await
+    }
+
+    /// Runs one statement and returns its rows; `read_only` picks a read-only transaction
+    /// (rolled back) or a read-write one (committed).
+    pub async fn run(&self, sql: &str, params: &[Value], limits: &DbLimits, read_only: bool) -> Result<Rows, String> {
+        let work = self.query_inner(sql, params, limits, read_only);
         match tokio::time::timeout(limits.statement_timeout.0 + Duration::from_millis(500), work).await {
             Ok(r) => r.map_err(|e| self.scrub(&e)),
             Err(_) => Err(format!("the statement did not finish within {:?} (statement_timeout)", limits.statement_timeout.0)),
         }
     }
 
-    async fn query_inner(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, sqlx::Error> {
+    async fn query_inner(&self, sql: &str, params: &[Value], limits: &DbLimits, read_only: bool) -> Result<Rows, sqlx::Error> {
         let mut c = Collector::new(limits);
         let ms = limits.statement_timeout.0.as_millis().max(1);
         match self {
             Engine::Postgres { pool, .. } => {
                 let mut tx = pool.begin().await?;
-                tx.execute("SET TRANSACTION READ ONLY").await?;
+                if read_only {
+                    tx.execute("SET TRANSACTION READ ONLY").await?;
+                }
                 tx.execute(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}"))).await?;
                 {
                     let mut rows = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *tx);
@@ -169,7 +177,11 @@ impl Engine {
                 if c.out.columns.is_empty() {
                     c.out.columns = names((&mut *tx).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?.columns());
                 }
-                tx.rollback().await?;
+                if read_only {
+                    tx.rollback().await?;
+                } else {
+                    tx.commit().await?;
+                }
             }
             Engine::MySql { pool, .. } => {
                 let mut conn = pool.acquire().await?;
@@ -178,8 +190,12 @@ impl Engine {
                 let _ = conn.execute(AssertSqlSafe(format!("SET SESSION max_execution_time = {ms}"))).await;
                 // DDL commits implicitly and would run outside a read-only transaction;
                 // a read-only session makes the implicit transaction read-only too.
-                conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-                conn.execute("START TRANSACTION READ ONLY").await?;
+                if read_only {
+                    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                    conn.execute("START TRANSACTION READ ONLY").await?;
+                } else {
+                    conn.execute("START TRANSACTION").await?;
+                }
                 let result = async {
                     {
                         let mut rows = value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
@@ -195,13 +211,14 @@ impl Engine {
                     Ok::<(), sqlx::Error>(())
                 }
                 .await;
-                if conn.execute("ROLLBACK").await.is_err() || conn.execute("SET SESSION TRANSACTION READ WRITE").await.is_err() {
+                let end = if read_only || result.is_err() { "ROLLBACK" } else { "COMMIT" };
+                if conn.execute(end).await.is_err() || conn.execute("SET SESSION TRANSACTION READ WRITE").await.is_err() {
                     conn.close_on_drop();
                 }
                 result?;
             }
-            Engine::Sqlite { ro, .. } => {
-                let mut conn = ro.acquire().await?;
+            Engine::Sqlite { ro, rw } => {
+                let mut conn = if read_only { ro.acquire().await? } else { rw.acquire().await? };
                 {
                     let mut rows = value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
                     while let Some(row) = rows.try_next().await? {

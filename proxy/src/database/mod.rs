@@ -6,6 +6,7 @@
 
 mod engine;
 mod server;
+pub mod toolbox;
 mod value;
 
 use std::path::Path;
@@ -23,8 +24,13 @@ pub use server::DatabaseServer;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseServerConfig {
-    /// The connection.
-    pub source: SourceConfig,
+    /// The connection for the instance tools (optional when `tools_file` brings sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceConfig>,
+    /// A Google MCP Toolbox `tools.yaml` (relative to the config file): its SQL tools are
+    /// served on this route, and each toolset on `{name}.{toolset}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_file: Option<String>,
     /// `read-only` (default): no `execute` tool. `read-write`: `execute` is served.
     #[serde(default)]
     pub access: Access,
@@ -121,6 +127,12 @@ pub enum DatabaseError {
     /// The SQLite seed script failed.
     #[error("source.seed: {0}")]
     Seed(String),
+    /// The Toolbox file is unusable.
+    #[error("tools_file `{0}`: {1}")]
+    Toolbox(String, String),
+    /// Neither a source nor a tools file.
+    #[error("a database server needs `source` or `tools_file`")]
+    Empty,
 }
 
 /// Replaces the password of a URL-looking string and any occurrence of it elsewhere.
@@ -139,10 +151,46 @@ pub fn scrub(text: &str, url: &str) -> String {
 /// Builds the route for a `type: database` server. Pools connect lazily, so a database
 /// that is down at load does not stop the gateway: calls say so until it is back.
 pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, DatabaseError> {
-    let engine = Engine::connect(&cfg.source, cx.base_dir).await?;
-    log::info!("server `{name}`: {} pool of {} (lazy)", engine.kind(), cfg.source.pool_size);
-    let server = DatabaseServer::new(engine, cfg.access, cfg.limits.clone());
-    Ok(vec![BuiltRoute { name: name.to_string(), description: None, server: Arc::new(server) }])
+    let engine = match &cfg.source {
+        Some(src) => {
+            let e = Engine::connect(src, cx.base_dir).await?;
+            log::info!("server `{name}`: {} pool of {} (lazy)", e.kind(), src.pool_size);
+            Some(Arc::new(e))
+        }
+        None => None,
+    };
+    let mut custom = Vec::new();
+    let mut toolsets = std::collections::BTreeMap::new();
+    if let Some(file) = &cfg.tools_file {
+        let path = cx.base_dir.join(file);
+        let text = tokio::fs::read_to_string(&path).await.map_err(|e| DatabaseError::Toolbox(file.clone(), e.to_string()))?;
+        let tb = toolbox::parse(&text).map_err(|e| DatabaseError::Toolbox(file.clone(), e))?;
+        let defaults = cfg.source.clone();
+        let mut engines = std::collections::BTreeMap::new();
+        for (sname, s) in &tb.sources {
+            let src = SourceConfig { url: s.url.clone(), seed: None, ..defaults.clone().unwrap_or_else(|| SourceConfig { url: String::new(), pool_size: default_pool(), connect_timeout: default_connect(), idle_timeout: default_idle(), seed: None }) };
+            // SQLite paths in a Toolbox file are relative to that file.
+            let dir = path.parent().unwrap_or(cx.base_dir);
+            engines.insert(sname.clone(), Arc::new(Engine::connect(&src, dir).await.map_err(|e| DatabaseError::Toolbox(file.clone(), format!("source `{sname}`: {e}")))?));
+        }
+        for t in tb.tools {
+            let engine = engines[&t.source].clone();
+            custom.push((t, engine));
+        }
+        toolsets = tb.toolsets;
+    }
+    if engine.is_none() && custom.is_empty() {
+        return Err(DatabaseError::Empty);
+    }
+    let mut routes = Vec::new();
+    for (set, names) in &toolsets {
+        let tools: Vec<_> = custom.iter().filter(|(t, _)| names.contains(&t.name)).cloned().collect();
+        let server = DatabaseServer::new(None, tools, cfg.access, cfg.limits.clone());
+        routes.push(BuiltRoute { name: format!("{name}.{set}"), description: Some(format!("toolset `{set}` of `{name}`")), server: Arc::new(server) });
+    }
+    let server = DatabaseServer::new(engine, custom, cfg.access, cfg.limits.clone());
+    routes.insert(0, BuiltRoute { name: name.to_string(), description: None, server: Arc::new(server) });
+    Ok(routes)
 }
 
 /// The URL fingerprint for change detection across reloads.

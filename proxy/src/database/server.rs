@@ -1,15 +1,21 @@
 //! The instance tools of a database server.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 use super::engine::{Engine, Rows};
+use super::toolbox::{self, SqlTool};
 use super::{Access, DbLimits};
 use crate::tools::{CallContext, CallOutcome, CallToolResult, Content, ToolAnnotations, ToolDef, ToolServer};
 
-/// A database served as MCP tools.
+/// A database served as MCP tools: instance tools over one source and/or Toolbox SQL
+/// tools over theirs.
 pub struct DatabaseServer {
-    engine: Engine,
+    engine: Option<Arc<Engine>>,
+    custom: Vec<(SqlTool, Arc<Engine>)>,
+    access: Access,
     limits: DbLimits,
     defs: Vec<ToolDef>,
 }
@@ -69,16 +75,27 @@ fn defs(kind: &str, access: Access) -> Vec<ToolDef> {
     out
 }
 
-impl DatabaseServer {
-    /// A server over `engine`.
-    pub fn new(engine: Engine, access: Access, limits: DbLimits) -> Self {
-        let defs = defs(engine.kind(), access);
-        DatabaseServer { engine, limits, defs }
+fn custom_def(t: &SqlTool, access: Access) -> ToolDef {
+    ToolDef {
+        name: t.name.clone(),
+        title: None,
+        description: Some(t.description.clone()),
+        input_schema: toolbox::input_schema(t),
+        output_schema: Some(rows_schema()),
+        annotations: Some(if access == Access::ReadOnly {
+            ToolAnnotations { read_only_hint: Some(true), open_world_hint: Some(false), ..Default::default() }
+        } else {
+            ToolAnnotations { read_only_hint: Some(false), destructive_hint: Some(true), open_world_hint: Some(false), ..Default::default() }
+        }),
     }
+}
 
-    /// The engine (for tests and the admin API).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+impl DatabaseServer {
+    /// A server with instance tools over `engine` (if any) and the given SQL tools.
+    pub fn new(engine: Option<Arc<Engine>>, custom: Vec<(SqlTool, Arc<Engine>)>, access: Access, limits: DbLimits) -> Self {
+        let mut defs = engine.as_ref().map(|e| self::defs(e.kind(), access)).unwrap_or_default();
+        defs.extend(custom.iter().map(|(t, _)| custom_def(t, access)));
+        DatabaseServer { engine, custom, access, limits, defs }
     }
 }
 
@@ -119,19 +136,33 @@ impl ToolServer for DatabaseServer {
     }
 
     async fn call(&self, index: usize, args: Map<String, Value>, _cx: CallContext<'_>) -> CallOutcome {
+        let instance = self.defs.len() - self.custom.len();
+        if index >= instance {
+            let Some((tool, engine)) = self.custom.get(index - instance) else {
+                return CallOutcome::Done(CallToolResult::error("unknown tool"));
+            };
+            return CallOutcome::Done(match toolbox::prepare(tool, &args) {
+                // Read-only servers run custom tools in a read-only transaction as well.
+                Ok((sql, params)) => rows_result(engine.run(&sql, &params, &self.limits, self.access == Access::ReadOnly).await),
+                Err(e) => CallToolResult::error(format!("invalid arguments for tool `{}`: {e}", tool.name)),
+            });
+        }
+        let Some(engine) = &self.engine else {
+            return CallOutcome::Done(CallToolResult::error("unknown tool"));
+        };
         let name = self.defs.get(index).map(|d| d.name.as_str()).unwrap_or("");
         let sql = args.get("sql").and_then(Value::as_str).unwrap_or("");
         CallOutcome::Done(match name {
-            "list_tables" => rows_result(self.engine.list_tables(&self.limits).await),
+            "list_tables" => rows_result(engine.list_tables(&self.limits).await),
             "describe_table" => {
                 let table = args.get("table").and_then(Value::as_str).unwrap_or("");
-                match self.engine.describe_table(args.get("schema").and_then(Value::as_str), table, &self.limits).await {
+                match engine.describe_table(args.get("schema").and_then(Value::as_str), table, &self.limits).await {
                     Ok(v) => CallToolResult::structured(v),
                     Err(e) => CallToolResult::error(e),
                 }
             }
-            "query" => rows_result(self.engine.query(sql, &params(&args), &self.limits).await),
-            "execute" => rows_result(self.engine.execute(sql, &params(&args), &self.limits).await),
+            "query" => rows_result(engine.query(sql, &params(&args), &self.limits).await),
+            "execute" => rows_result(engine.execute(sql, &params(&args), &self.limits).await),
             _ => CallToolResult::error("unknown tool"),
         })
     }
