@@ -17,7 +17,7 @@ OUT=${OUT:-$PWD/loadtest/out}
 mkdir -p "$OUT"
 
 command -v oha >/dev/null || cargo install oha --locked
-cargo build --release -p mcpgate -p passthrough -p backend >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p mcpgate -p passthrough -p backend >&2
 
 BACKEND=127.0.0.1:18200 PASS=127.0.0.1:18100 GW=127.0.0.1:18300 ADMIN=127.0.0.1:18301
 pids=()
@@ -50,8 +50,8 @@ echo "$sample" | grep -q '"structuredContent"' && ! echo "$sample" | grep -q '"i
 
 run() { # name, oha args...
   local name=$1; shift
-  oha --no-tui -j -z 2s -c "$CONNECTIONS" "$@" >/dev/null 2>&1 || true     # warm-up
-  oha --no-tui -j -z "$DURATION" -c "$CONNECTIONS" "$@" > "$OUT/$name.json"
+  oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" "$@" >/dev/null 2>&1 || true     # warm-up
+  oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" "$@" > "$OUT/$name.json"
 }
 run direct "http://$BACKEND/items/42"
 run passthrough "http://$PASS/items/42"

@@ -16,49 +16,37 @@ type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 type MyQuery<'q> = Query<'q, MySql, MySqlArguments>;
 type LiteQuery<'q> = Query<'q, Sqlite, SqliteArguments>;
 
+/// One binding rule for every engine; only how structured values travel differs.
+macro_rules! bind_values {
+    ($q:expr, $params:expr, $structured:expr) => {{
+        let mut q = $q;
+        for p in $params {
+            q = match p {
+                Value::Null => q.bind(None::<String>),
+                Value::Bool(b) => q.bind(*b),
+                Value::Number(n) if n.is_i64() => q.bind(n.as_i64()),
+                Value::Number(n) => q.bind(n.as_f64()),
+                Value::String(s) => q.bind(s.clone()),
+                other => q.bind($structured(other)),
+            };
+        }
+        q
+    }};
+}
+
 /// Binds JSON values in order (`$1`, `$2`, …); structured values go as `jsonb`.
-pub fn bind_pg<'q>(mut q: PgQuery<'q>, params: &[Value]) -> PgQuery<'q> {
-    for p in params {
-        q = match p {
-            Value::Null => q.bind(None::<String>),
-            Value::Bool(b) => q.bind(*b),
-            Value::Number(n) if n.is_i64() => q.bind(n.as_i64()),
-            Value::Number(n) => q.bind(n.as_f64()),
-            Value::String(s) => q.bind(s.clone()),
-            other => q.bind(sqlx::types::Json(other.clone())),
-        };
-    }
-    q
+pub fn bind_pg<'q>(q: PgQuery<'q>, params: &[Value]) -> PgQuery<'q> {
+    bind_values!(q, params, |v: &Value| sqlx::types::Json(v.clone()))
 }
 
 /// Binds JSON values in order (`?`); structured values go as JSON text.
-pub fn bind_my<'q>(mut q: MyQuery<'q>, params: &[Value]) -> MyQuery<'q> {
-    for p in params {
-        q = match p {
-            Value::Null => q.bind(None::<String>),
-            Value::Bool(b) => q.bind(*b),
-            Value::Number(n) if n.is_i64() => q.bind(n.as_i64()),
-            Value::Number(n) => q.bind(n.as_f64()),
-            Value::String(s) => q.bind(s.clone()),
-            other => q.bind(other.to_string()),
-        };
-    }
-    q
+pub fn bind_my<'q>(q: MyQuery<'q>, params: &[Value]) -> MyQuery<'q> {
+    bind_values!(q, params, |v: &Value| v.to_string())
 }
 
 /// Binds JSON values in order (`?`/`?N`); structured values go as JSON text.
-pub fn bind_lite<'q>(mut q: LiteQuery<'q>, params: &[Value]) -> LiteQuery<'q> {
-    for p in params {
-        q = match p {
-            Value::Null => q.bind(None::<String>),
-            Value::Bool(b) => q.bind(*b),
-            Value::Number(n) if n.is_i64() => q.bind(n.as_i64()),
-            Value::Number(n) => q.bind(n.as_f64()),
-            Value::String(s) => q.bind(s.clone()),
-            other => q.bind(other.to_string()),
-        };
-    }
-    q
+pub fn bind_lite<'q>(q: LiteQuery<'q>, params: &[Value]) -> LiteQuery<'q> {
+    bind_values!(q, params, |v: &Value| v.to_string())
 }
 
 fn b64(bytes: Vec<u8>) -> Value {

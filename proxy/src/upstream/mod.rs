@@ -99,9 +99,10 @@ pub fn request_header(call: &HttpCall) -> pingora_error::Result<RequestHeader> {
     for (name, value) in &call.headers {
         req.append_header(name.clone(), value.clone())?;
     }
-    if !call.body.is_empty() || matches!(call.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
-        req.insert_header(http::header::CONTENT_LENGTH, call.body.len())?;
-    }
+    // Always explicit: without it Pingora frames the upstream request as chunked (the
+    // downstream JSON-RPC request had a body), and servers that do not read a GET's body
+    // close the connection, which defeats pooling.
+    req.insert_header(http::header::CONTENT_LENGTH, call.body.len())?;
     Ok(req)
 }
 

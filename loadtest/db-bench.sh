@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The database `query` tool on a primary-key SELECT through mcpgate (MCP tools/call over
+# HTTP with a session, driven by oha) vs. the same SELECT through sqlx directly with the
+# same pool size, in one run. Prints both throughputs, p50/p99 and the ratio (goal >= 0.8).
+#
+#   loadtest/db-bench.sh            # DURATION=10 CONNECTIONS=64 POOL=8, PostgreSQL on :5432
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+POOL=${POOL:-8}
+PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}/release
+OUT=${OUT:-$PWD/loadtest/out}
+mkdir -p "$OUT"
+command -v oha >/dev/null || cargo install oha --locked
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p mcpgate -p sqlx-direct >&2
+psql "$PG" -qc "DROP TABLE IF EXISTS mcpgate_bench; CREATE TABLE mcpgate_bench (id int PRIMARY KEY, name text); INSERT INTO mcpgate_bench SELECT g, 'row ' || g FROM generate_series(1, 1000) g;" >&2
+
+GW=127.0.0.1:18400 ADMIN=127.0.0.1:18401
+cat > "$OUT/db.yaml" <<YAML
+listen: ["$GW"]
+admin: {listen: "$ADMIN"}
+pingora: {threads: 1}
+servers:
+  - name: db
+    type: database
+    source: {url: "$PG", pool_size: $POOL}
+YAML
+RUST_LOG=warn "$TARGET/mcpgate" --config "$OUT/db.yaml" 2>"$OUT/db-gw.log" & GWPID=$!
+trap 'kill $GWPID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
+H=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
+SID=$(curl -s -D - -o /dev/null "${H[@]}" "http://$GW/mcp/db" -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' | awk 'tolower($1)=="mcp-session-id:"{print $2}' | tr -d '\r')
+CALL='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query","arguments":{"sql":"SELECT id, name FROM mcpgate_bench WHERE id = $1","params":[42]}}}'
+curl -s "${H[@]}" -H "mcp-session-id: $SID" "http://$GW/mcp/db" -d "$CALL" | grep -q '"row 42"' || { echo "the query tool does not answer" >&2; exit 1; }
+
+oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" >/dev/null 2>&1 || true
+oha --no-tui --output-format json -z "${DURATION}s" -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" > "$OUT/db-gateway.json"
+"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" > "$OUT/db-direct.json"
+
+python3 - "$OUT" "$CONNECTIONS" "$POOL" "$DURATION" <<'PY'
+import json, sys
+out, conns, pool, dur = sys.argv[1:]
+g = json.load(open(f"{out}/db-gateway.json")); d = json.load(open(f"{out}/db-direct.json"))
+codes = g.get("statusCodeDistribution", {})
+gw = dict(rps=g["summary"]["requestsPerSec"], p50=g["latencyPercentiles"]["p50"] * 1000, p99=g["latencyPercentiles"]["p99"] * 1000)
+print(f"\nPK SELECT, {conns} concurrent clients, pool of {pool}, {dur}s each\n")
+print(f"{'path':<24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+print(f"{'sqlx directly':<24} {d['rps']:>9.0f} {d['p50_ms']:>8.3f} {d['p99_ms']:>8.3f}")
+print(f"{'mcpgate query tool':<24} {gw['rps']:>9.0f} {gw['p50']:>8.3f} {gw['p99']:>8.3f}   (HTTP 200: {codes.get('200', 0)} of {sum(codes.values())})")
+r = gw["rps"] / d["rps"]
+print(f"\nmcpgate / sqlx throughput: {r:.3f}  (target >= 0.8: {'met' if r >= 0.8 else 'NOT met'})")
+PY
