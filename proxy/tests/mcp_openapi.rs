@@ -196,6 +196,25 @@ fn rest_config(backend: &Backend) -> String {
 async fn rest_tools_build_requests_and_map_responses() {
     let backend = Backend::start();
     let gw = Gateway::start(&rest_config(&backend));
+    rest_tool_checks(&gw, &backend).await;
+}
+
+/// The same checks with single calls riding Pingora's proxy phases.
+#[tokio::test]
+async fn rest_tools_through_the_proxy_phases() {
+    let backend = Backend::start();
+    let gw = Gateway::start(&format!("upstream: {{mode: proxy}}\n{}", rest_config(&backend)));
+    rest_tool_checks(&gw, &backend).await;
+    // Petstore too, including a dead backend answered from fail_to_proxy.
+    let gw2 = Gateway::start(&format!("upstream: {{mode: proxy}}\n{}", petstore_config(&backend)));
+    let mut c = Raw::new(gw2.url("petstore"));
+    c.initialize("2025-06-18").await;
+    assert_eq!(c.call("getPetById", json!({"petId": 8})).await["structuredContent"]["name"], "pet-8");
+    let r = c.call("getPetById", json!({"petId": 4242})).await;
+    assert!(text(&r).contains("HTTP 404"), "{r}");
+}
+
+async fn rest_tool_checks(gw: &Gateway, backend: &Backend) {
     let mut c = Raw::new(gw.url("api"));
     c.initialize("2025-11-25").await;
 

@@ -183,6 +183,23 @@ pub struct UpstreamDefaults {
     /// truncated with a note.
     #[serde(default = "default_max_response")]
     pub max_response_bytes: Size,
+    /// How a single REST tools/call reaches its API: `connector` (default) runs the call on
+    /// Pingora's pooled connector from the request phase and answers with one write;
+    /// `proxy` rides Pingora's proxy phases (upstream_peer → upstream_request_filter →
+    /// response_body_filter), which streams but costs two extra writes per call.
+    #[serde(default)]
+    pub mode: UpstreamMode,
+}
+
+/// See [`UpstreamDefaults::mode`].
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamMode {
+    /// Pingora's connector, from `request_filter`.
+    #[default]
+    Connector,
+    /// Pingora's proxy phases.
+    Proxy,
 }
 
 fn default_connect_timeout() -> Dur {
@@ -197,7 +214,7 @@ fn default_max_response() -> Size {
 
 impl Default for UpstreamDefaults {
     fn default() -> Self {
-        UpstreamDefaults { connect_timeout: default_connect_timeout(), timeout: default_call_timeout(), max_response_bytes: default_max_response() }
+        UpstreamDefaults { connect_timeout: default_connect_timeout(), timeout: default_call_timeout(), max_response_bytes: default_max_response(), mode: UpstreamMode::default() }
     }
 }
 

@@ -93,7 +93,8 @@ async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut Requ
         Outcome::Proxy(pending) => {
             // Pingora re-sends the body from its retry buffer, which holds at most 64 KiB;
             // bigger requests run on the connector instead of the proxy phases.
-            if session.get_retry_buffer().is_none() {
+            let proxy = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
+            if !proxy || session.get_retry_buffer().is_none() {
                 let reply = run_to_completion(req, &pending).await;
                 return respond::json(session, reply).await;
             }

@@ -138,8 +138,9 @@ pub fn append_capped(body: &mut BytesMut, chunk: &[u8], cap: usize) -> bool {
 /// Runs a call to completion through Pingora's connector (pooled, TLS).
 pub async fn execute(connector: &Connector, call: &HttpCall) -> Result<Collected, UpstreamError> {
     let target = &call.target;
-    let deadline = target.connect_timeout + target.read_timeout;
-    match tokio::time::timeout(deadline, exchange(connector, call)).await {
+    // `read_timeout` is the whole-call limit (`timeout:` in the config); connecting has its
+    // own, shorter limit in the peer options.
+    match tokio::time::timeout(target.read_timeout, exchange(connector, call)).await {
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout { addr: target.host_header.clone(), timeout: target.read_timeout }),
     }
