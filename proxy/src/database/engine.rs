@@ -161,27 +161,32 @@ impl Engine {
         let ms = limits.statement_timeout.0.as_millis().max(1);
         match self {
             Engine::Postgres { pool, .. } => {
-                let mut tx = pool.begin().await?;
-                if read_only {
-                    tx.execute("SET TRANSACTION READ ONLY").await?;
-                }
-                tx.execute(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}"))).await?;
-                {
-                    let mut rows = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *tx);
-                    while let Some(row) = rows.try_next().await? {
-                        if !c.push(|| names(row.columns()), value::pg_row(&row)) {
-                            break;
+                let mut conn = pool.acquire().await?;
+                // One round trip opens the transaction with its guarantees (simple query
+                // protocol, two statements); the user's SQL then runs as one prepared
+                // statement, so it cannot end the transaction or stack another statement.
+                let mode = if read_only { "READ ONLY" } else { "READ WRITE" };
+                sqlx::raw_sql(AssertSqlSafe(format!("BEGIN {mode}; SET LOCAL statement_timeout = {ms}"))).execute(&mut *conn).await?;
+                let result = async {
+                    {
+                        let mut rows = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
+                        while let Some(row) = rows.try_next().await? {
+                            if !c.push(|| names(row.columns()), value::pg_row(&row)) {
+                                break;
+                            }
                         }
                     }
+                    if c.out.columns.is_empty() {
+                        c.out.columns = names((&mut *conn).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?.columns());
+                    }
+                    Ok::<(), sqlx::Error>(())
                 }
-                if c.out.columns.is_empty() {
-                    c.out.columns = names((&mut *tx).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?.columns());
+                .await;
+                let end = if read_only || result.is_err() { "ROLLBACK" } else { "COMMIT" };
+                if conn.execute(end).await.is_err() {
+                    conn.close_on_drop();
                 }
-                if read_only {
-                    tx.rollback().await?;
-                } else {
-                    tx.commit().await?;
-                }
+                result?;
             }
             Engine::MySql { pool, .. } => {
                 let mut conn = pool.acquire().await?;
