@@ -94,6 +94,24 @@ impl<'a> Collector<'a> {
     }
 }
 
+/// Streams a statement's rows into the collector under its caps; when no row came back,
+/// the columns are read from the prepared statement so empty results still name them.
+macro_rules! collect_rows {
+    ($conn:expr, $c:expr, $sql:expr, $query:expr, $decode:path) => {{
+        {
+            let mut rows = $query.fetch(&mut *$conn);
+            while let Some(row) = rows.try_next().await? {
+                if !$c.push(|| names(row.columns()), $decode(&row)) {
+                    break;
+                }
+            }
+        }
+        if $c.out.columns.is_empty() {
+            $c.out.columns = names((&mut *$conn).prepare(AssertSqlSafe($sql.to_string()).into_sql_str()).await?.columns());
+        }
+    }};
+}
+
 fn names<C: Column>(cols: &[C]) -> Vec<String> {
     cols.iter().map(|c| c.name().to_string()).collect()
 }
@@ -168,17 +186,7 @@ impl Engine {
                 let mode = if read_only { "READ ONLY" } else { "READ WRITE" };
                 sqlx::raw_sql(AssertSqlSafe(format!("BEGIN {mode}; SET LOCAL statement_timeout = {ms}"))).execute(&mut *conn).await?;
                 let result = async {
-                    {
-                        let mut rows = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
-                        while let Some(row) = rows.try_next().await? {
-                            if !c.push(|| names(row.columns()), value::pg_row(&row)) {
-                                break;
-                            }
-                        }
-                    }
-                    if c.out.columns.is_empty() {
-                        c.out.columns = names((&mut *conn).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?.columns());
-                    }
+                    collect_rows!(conn, &mut c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row);
                     Ok::<(), sqlx::Error>(())
                 }
                 .await;
@@ -202,17 +210,7 @@ impl Engine {
                     conn.execute("START TRANSACTION").await?;
                 }
                 let result = async {
-                    {
-                        let mut rows = value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
-                        while let Some(row) = rows.try_next().await? {
-                            if !c.push(|| names(row.columns()), value::my_row(&row)) {
-                                break;
-                            }
-                        }
-                    }
-                    if c.out.columns.is_empty() {
-                        c.out.columns = names((&mut *conn).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?.columns());
-                    }
+                    collect_rows!(conn, &mut c, sql, value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::my_row);
                     Ok::<(), sqlx::Error>(())
                 }
                 .await;
@@ -224,17 +222,7 @@ impl Engine {
             }
             Engine::Sqlite { ro, rw } => {
                 let mut conn = if read_only { ro.acquire().await? } else { rw.acquire().await? };
-                {
-                    let mut rows = value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch(&mut *conn);
-                    while let Some(row) = rows.try_next().await? {
-                        if !c.push(|| names(row.columns()), value::lite_row(&row)) {
-                            break;
-                        }
-                    }
-                }
-                if c.out.columns.is_empty() {
-                    c.out.columns = (&mut *conn).prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await.map(|d| names(d.columns())).unwrap_or_default();
-                }
+                collect_rows!(conn, &mut c, sql, value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::lite_row);
             }
         }
         Ok(c.out)
