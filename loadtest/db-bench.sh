@@ -37,18 +37,21 @@ curl -s "${H[@]}" -H "mcp-session-id: $SID" "http://$GW/mcp/db" -d "$CALL" | gre
 
 oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" >/dev/null 2>&1 || true
 oha --no-tui --output-format json -z "${DURATION}s" -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" > "$OUT/db-gateway.json"
-"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" > "$OUT/db-direct.json"
+"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" default > "$OUT/db-direct.json"
+"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" gateway > "$OUT/db-direct-gwpool.json"
 
 python3 - "$OUT" "$CONNECTIONS" "$POOL" "$DURATION" <<'PY'
 import json, sys
 out, conns, pool, dur = sys.argv[1:]
-g = json.load(open(f"{out}/db-gateway.json")); d = json.load(open(f"{out}/db-direct.json"))
+g = json.load(open(f"{out}/db-gateway.json")); d = json.load(open(f"{out}/db-direct.json")); t = json.load(open(f"{out}/db-direct-gwpool.json"))
 codes = g.get("statusCodeDistribution", {})
 gw = dict(rps=g["summary"]["requestsPerSec"], p50=g["latencyPercentiles"]["p50"] * 1000, p99=g["latencyPercentiles"]["p99"] * 1000)
 print(f"\nPK SELECT, {conns} concurrent clients, pool of {pool}, {dur}s each\n")
 print(f"{'path':<24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-print(f"{'sqlx directly':<24} {d['rps']:>9.0f} {d['p50_ms']:>8.3f} {d['p99_ms']:>8.3f}")
+print(f"{'sqlx directly':<24} {d['rps']:>9.0f} {d['p50_ms']:>8.3f} {d['p99_ms']:>8.3f}   (sqlx's default pool)")
+print(f"{'sqlx, gateway pool':<24} {t['rps']:>9.0f} {t['p50_ms']:>8.3f} {t['p99_ms']:>8.3f}   (mcpgate's acquire policy)")
 print(f"{'mcpgate query tool':<24} {gw['rps']:>9.0f} {gw['p50']:>8.3f} {gw['p99']:>8.3f}   (HTTP 200: {codes.get('200', 0)} of {sum(codes.values())})")
 r = gw["rps"] / d["rps"]
-print(f"\nmcpgate / sqlx throughput: {r:.3f}  (target >= 0.8: {'met' if r >= 0.8 else 'NOT met'})")
+print(f"\nmcpgate / sqlx throughput:              {r:.3f}  (target >= 0.8: {'met' if r >= 0.8 else 'NOT met'})")
+print(f"mcpgate / sqlx with the gateway's pool: {gw['rps'] / t['rps']:.3f}  (the gateway's cost alone: HTTP, JSON-RPC, the read-only transaction)")
 PY

@@ -128,6 +128,24 @@ async fn postgres_instance_tools_caps_and_read_only() {
     let t = r.call("query", json!({"sql": "SELECT pg_sleep(3)"})).await;
     refused(&t);
     assert!(text(&t).contains("statement timeout") || text(&t).contains("canceling statement"), "{t}");
+    // Session settings changed through `query` do not outlive its rolled-back transaction,
+    // and those a committed `execute` changes are reset: the next statements on the same
+    // pooled connections are still read-only and still time out.
+    let w = session(&gw, "pg-rw").await;
+    let victim = unique("mcpgate_pg_victim");
+    ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {victim} (id int)")})).await);
+    for _ in 0..3 {
+        for sql in ["SET statement_timeout = 0", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "SELECT set_config('default_transaction_read_only', 'off', false)"] {
+            r.call("query", json!({"sql": sql})).await;
+        }
+        ok(&w.call("execute", json!({"sql": "SET statement_timeout = 0"})).await);
+        refused(&r.call("query", json!({"sql": format!("DROP TABLE {victim}")})).await);
+        let t = r.call("query", json!({"sql": "SELECT pg_sleep(3)"})).await;
+        assert!(text(&t).contains("statement timeout") || text(&t).contains("canceling statement"), "{t}");
+        let t = w.call("query", json!({"sql": "SELECT pg_sleep(3)"})).await;
+        assert!(text(&t).contains("statement timeout") || text(&t).contains("canceling statement"), "{t}");
+    }
+    ok(&w.call("execute", json!({"sql": format!("DROP TABLE {victim}")})).await);
     // The type mapping.
     let q = ok(&r.call("query", json!({"sql": "SELECT 1::int2 a, 2::int4 b, 3::int8 c, 1.5::float4 d, 2.25::float8 e, 12345678901234567890.123456789::numeric f, true g, 'x'::text h, '\\x0102'::bytea i, '2026-11-23'::date j, '13:14:15'::time k, '2026-11-23 13:14:15.5'::timestamp l, '2026-11-23 13:14:15+02'::timestamptz m, '1 year 2 mons 3 days 04:05:06'::interval n, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid o, '{\"k\":[1,2]}'::jsonb p, ARRAY[1,2,3] q, ARRAY['a',NULL] r, NULL::text s, '10.0.0.0/8'::cidr t"})).await).clone();
     let row = &q["rows"][0];
@@ -153,6 +171,22 @@ async fn mariadb_instance_tools_caps_and_read_only() {
     // MariaDB's max_statement_time interrupts SLEEP with a result of 1 or an error; either
     // way the call returns within the limit.
     assert!(t["isError"] == true || t["structuredContent"]["rows"][0][0] == 1, "{t}");
+    // MariaDB's SET is not transactional: a session change made through `query` must not
+    // carry over to the next statement on the same pooled connection.
+    let w = session(&gw, "my-rw").await;
+    let victim = unique("mcpgate_my_victim");
+    ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {victim} (id int)")})).await);
+    for _ in 0..3 {
+        for sql in ["SET SESSION TRANSACTION READ WRITE", "SET SESSION max_statement_time = 0"] {
+            r.call("query", json!({"sql": sql})).await;
+        }
+        refused(&r.call("query", json!({"sql": format!("DROP TABLE {victim}")})).await);
+        let started = std::time::Instant::now();
+        let t = r.call("query", json!({"sql": "SELECT SLEEP(3)"})).await;
+        assert!(started.elapsed() < std::time::Duration::from_millis(2500), "the statement limit was lifted: {t}");
+    }
+    ok(&w.call("query", json!({"sql": format!("SELECT COUNT(*) FROM {victim}")})).await);
+    ok(&w.call("execute", json!({"sql": format!("DROP TABLE {victim}")})).await);
     let q = ok(&r.call("query", json!({"sql": "SELECT CAST(1 AS SIGNED) a, 1.5e0 b, CAST(12345678901234567890.123456789 AS DECIMAL(30,9)) c, 'x' d, CAST(X'0102' AS BINARY(2)) e, DATE '2026-11-23' f, TIME '13:14:15' g, TIMESTAMP '2026-11-23 13:14:15' h, NULL i"})).await).clone();
     assert_eq!(q["rows"][0], json!([1, 1.5, "12345678901234567890.123456789", "x", "AQI=", "2026-11-23", "13:14:15", "2026-11-23T13:14:15", null]));
     // Column types of a real table: unsigned, tinyint, float, enum, set, year, blob, text.
@@ -209,7 +243,7 @@ async fn sqlite_through_the_rust_sdk_and_reload_swaps_the_pool() {
 async fn dead_database_answers_is_error_and_recovers_without_restart() {
     // A port where nothing listens yet; a real PostgreSQL is not needed for the refusal.
     let port = support::free_port();
-    let gw = Gateway::start(&format!("servers:\n{}", server("gone", &format!("postgres://u:hunter2@127.0.0.1:{port}/x"), "read-only")));
+    let gw = Gateway::start(&format!("servers:\n{}", server("gone", &format!("postgres://postgres:hunter2@127.0.0.1:{port}/test"), "read-only")));
     let c = session(&gw, "gone").await;
     let r = c.call("query", json!({"sql": "SELECT 1"})).await;
     refused(&r);
@@ -218,7 +252,8 @@ async fn dead_database_answers_is_error_and_recovers_without_restart() {
     if !reachable(5432) {
         return;
     }
-    // "The database comes back": forward the port to the real PostgreSQL.
+    // "The database comes back" on the same address: forward the port to the real
+    // PostgreSQL. The same gateway, with no reload or restart, answers the next call.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
@@ -229,7 +264,7 @@ async fn dead_database_answers_is_error_and_recovers_without_restart() {
             });
         }
     });
-    let gw2 = Gateway::start(&format!("servers:\n{}", server("back", &format!("postgres://postgres@127.0.0.1:{port}/test"), "read-only")));
-    let c2 = session(&gw2, "back").await;
-    assert_eq!(ok(&c2.call("query", json!({"sql": "SELECT 1 AS one"})).await)["rows"], json!([[1]]));
+    let r = c.call("query", json!({"sql": "SELECT 1 AS one"})).await;
+    // (PostgreSQL trusts loopback here, so the password in the URL does not matter.)
+    assert_eq!(ok(&r)["rows"], json!([[1]]), "{}", gw.log_text());
 }

@@ -2,21 +2,37 @@
 //! and prints requests/s, p50 and p99 as JSON: the baseline the gateway's `query` tool is
 //! compared with in `loadtest/db-bench.sh`.
 //!
-//! `sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS`
+//! `sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway]`
+//!
+//! `default` (the default) uses sqlx's pool defaults, which ping every connection on
+//! acquire; `gateway` uses mcpgate's pool policy (ping only connections idle for over a
+//! second), so the two runs separate the pool policy from the gateway's own cost.
 
 use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (url, pool_size, conc, secs) = match args.as_slice() {
-        [_, u, p, c, s] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10)),
+    let (url, pool_size, conc, secs, policy) = match args.as_slice() {
+        [_, u, p, c, s] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10), "default"),
+        [_, u, p, c, s, m] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10), m.as_str()),
         _ => {
-            eprintln!("usage: sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS");
+            eprintln!("usage: sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway]");
             std::process::exit(2)
         }
     };
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(pool_size).connect(&url).await.unwrap_or_else(|e| {
+    let mut options = sqlx::postgres::PgPoolOptions::new().max_connections(pool_size);
+    if policy == "gateway" {
+        options = options.test_before_acquire(false).before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        });
+    }
+    let pool = options.connect(&url).await.unwrap_or_else(|e| {
         eprintln!("sqlx-direct: {e}");
         std::process::exit(1)
     });

@@ -3,14 +3,16 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use serde_json::{json, Map, Value};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement};
+use sqlx::{AssertSqlSafe, Column, Connection, Executor, Row, SqlSafeStr, Statement};
 
 use super::value;
 use super::{DatabaseError, DbLimits, SourceConfig};
@@ -28,6 +30,8 @@ pub enum Engine {
     MySql {
         /// The pool.
         pool: MySqlPool,
+        /// Which server answers (their statement-timeout variables differ).
+        flavor: Arc<MySqlFlavor>,
         /// For scrubbing messages.
         url: String,
     },
@@ -38,6 +42,29 @@ pub enum Engine {
         /// Read-write connections (used by `execute` only).
         rw: SqlitePool,
     },
+}
+
+/// MariaDB or MySQL, learned from the first connection's `VERSION()`.
+#[derive(Debug, Default)]
+pub struct MySqlFlavor(AtomicU8);
+
+const FLAVOR_MARIADB: u8 = 1;
+const FLAVOR_MYSQL: u8 = 2;
+
+impl MySqlFlavor {
+    fn learn(&self, version: &str) {
+        self.0.store(if version.contains("MariaDB") { FLAVOR_MARIADB } else { FLAVOR_MYSQL }, Ordering::Relaxed);
+    }
+
+    /// The statement that sets the per-statement time limit, with its `; `. MySQL's
+    /// `max_execution_time` covers SELECTs only; the client-side deadline covers the rest.
+    fn timeout_sql(&self, ms: u128) -> String {
+        match self.0.load(Ordering::Relaxed) {
+            FLAVOR_MARIADB => format!("SET SESSION max_statement_time = {}; ", ms as f64 / 1000.0),
+            FLAVOR_MYSQL => format!("SET SESSION max_execution_time = {ms}; "),
+            _ => String::new(),
+        }
+    }
 }
 
 /// Rows of a statement, capped.
@@ -116,19 +143,56 @@ fn names<C: Column>(cols: &[C]) -> Vec<String> {
     cols.iter().map(|c| c.name().to_string()).collect()
 }
 
+/// A connection idle for longer than this is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// Pool settings shared by the server engines. sqlx already pings every connection when it
+/// is released (which also flushes a queued `ROLLBACK`), so a connection that was busy a
+/// moment ago is known to be alive; only one that sat idle is pinged again on acquire
+/// (sqlx's default pings on every acquire, one more round trip per statement).
+fn pool_options<DB: sqlx::Database>(src: &SourceConfig) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(src.pool_size.max(1))
+        .acquire_timeout(src.connect_timeout.0)
+        .idle_timeout(Some(src.idle_timeout.0))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Engine {
-    /// Creates the pool (lazily connected).
-    pub async fn connect(src: &SourceConfig, base_dir: &Path) -> Result<Engine, DatabaseError> {
+    /// Creates the pool (lazily connected). The statement timeout is a property of every
+    /// pooled PostgreSQL connection (a startup option), so no statement spends a round trip
+    /// setting it; a `SET` inside `query` cannot outlive its rolled-back transaction.
+    pub async fn connect(src: &SourceConfig, base_dir: &Path, limits: &DbLimits) -> Result<Engine, DatabaseError> {
         let url = src.url.trim();
         let scrubbed = |e: &dyn std::fmt::Display| DatabaseError::Url(super::scrub(&e.to_string(), url));
+        let ms = limits.statement_timeout.0.as_millis().max(1).to_string();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| scrubbed(&e))?;
-            let pool = PgPoolOptions::new().max_connections(src.pool_size.max(1)).acquire_timeout(src.connect_timeout.0).idle_timeout(Some(src.idle_timeout.0)).test_before_acquire(true).connect_lazy_with(opts);
+            let opts = PgConnectOptions::from_str(url).map_err(|e| scrubbed(&e))?.options([("statement_timeout", ms.as_str())]);
+            let pool = pool_options::<sqlx::Postgres>(src).connect_lazy_with(opts);
             Ok(Engine::Postgres { pool, url: url.to_string() })
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let opts = MySqlConnectOptions::from_str(&url.replacen("mariadb://", "mysql://", 1)).map_err(|e| scrubbed(&e))?;
-            let pool = MySqlPoolOptions::new().max_connections(src.pool_size.max(1)).acquire_timeout(src.connect_timeout.0).idle_timeout(Some(src.idle_timeout.0)).test_before_acquire(true).connect_lazy_with(opts);
-            Ok(Engine::MySql { pool, url: url.to_string() })
+            let flavor = Arc::new(MySqlFlavor::default());
+            let seen = flavor.clone();
+            let pool = pool_options::<sqlx::MySql>(src)
+                .after_connect(move |conn, _| {
+                    let seen = seen.clone();
+                    Box::pin(async move {
+                        let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(conn).await?;
+                        seen.learn(&version);
+                        Ok(())
+                    })
+                })
+                .connect_lazy_with(opts);
+            Ok(Engine::MySql { pool, flavor, url: url.to_string() })
         } else if url.starts_with("sqlite:") {
             let path = super::sqlite_path(url, base_dir).ok_or_else(|| DatabaseError::Url("invalid sqlite URL".into()))?;
             if let (false, Some(seed)) = (path.exists(), &src.seed) {
@@ -180,45 +244,35 @@ impl Engine {
         match self {
             Engine::Postgres { pool, .. } => {
                 let mut conn = pool.acquire().await?;
-                // One round trip opens the transaction with its guarantees (simple query
-                // protocol, two statements); the user's SQL then runs as one prepared
-                // statement, so it cannot end the transaction or stack another statement.
-                let mode = if read_only { "READ ONLY" } else { "READ WRITE" };
-                sqlx::raw_sql(AssertSqlSafe(format!("BEGIN {mode}; SET LOCAL statement_timeout = {ms}"))).execute(&mut *conn).await?;
-                let result = async {
-                    collect_rows!(conn, &mut c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row);
-                    Ok::<(), sqlx::Error>(())
+                // The user's SQL runs as one prepared statement inside the transaction, so
+                // it cannot end the transaction or stack another statement. Read-only work
+                // is never committed: dropping `tx` queues its ROLLBACK, which the pool's
+                // release ping sends, so the rollback costs no round trip of its own and
+                // any `SET` the statement made is undone with it.
+                let mut tx = conn.begin_with(if read_only { "BEGIN READ ONLY" } else { "BEGIN READ WRITE" }).await?;
+                collect_rows!(tx, &mut c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row);
+                if !read_only {
+                    tx.commit().await?;
+                    // A committed `SET` would outlive the call; session defaults (the
+                    // statement timeout among them) come back for the next one.
+                    conn.execute("RESET ALL").await?;
                 }
-                .await;
-                let end = if read_only || result.is_err() { "ROLLBACK" } else { "COMMIT" };
-                if conn.execute(end).await.is_err() {
-                    conn.close_on_drop();
-                }
-                result?;
             }
-            Engine::MySql { pool, .. } => {
+            Engine::MySql { pool, flavor, .. } => {
                 let mut conn = pool.acquire().await?;
-                // MariaDB's per-statement limit; MySQL ignores the unknown variable error.
-                let _ = conn.execute(AssertSqlSafe(format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0))).await;
-                let _ = conn.execute(AssertSqlSafe(format!("SET SESSION max_execution_time = {ms}"))).await;
-                // DDL commits implicitly and would run outside a read-only transaction;
-                // a read-only session makes the implicit transaction read-only too.
-                if read_only {
-                    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-                    conn.execute("START TRANSACTION READ ONLY").await?;
-                } else {
-                    conn.execute("START TRANSACTION").await?;
+                // One round trip (text protocol, several statements) sets the statement
+                // limit and the session's access mode, then opens the transaction. The
+                // session mode matters: DDL commits implicitly and would otherwise run
+                // outside the read-only transaction. MySQL's SET is not transactional, so
+                // every call sets both again rather than trusting what the last call left.
+                let begin = format!("{}SET SESSION TRANSACTION {mode}; START TRANSACTION {mode}", flavor.timeout_sql(ms), mode = if read_only { "READ ONLY" } else { "READ WRITE" });
+                let mut tx = conn.begin_with(AssertSqlSafe(begin)).await?;
+                collect_rows!(tx, &mut c, sql, value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::my_row);
+                if !read_only {
+                    tx.commit().await?;
                 }
-                let result = async {
-                    collect_rows!(conn, &mut c, sql, value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::my_row);
-                    Ok::<(), sqlx::Error>(())
-                }
-                .await;
-                let end = if read_only || result.is_err() { "ROLLBACK" } else { "COMMIT" };
-                if conn.execute(end).await.is_err() || conn.execute("SET SESSION TRANSACTION READ WRITE").await.is_err() {
-                    conn.close_on_drop();
-                }
-                result?;
+                // Read-only: dropping `tx` queues the ROLLBACK, sent when the pool takes
+                // the connection back.
             }
             Engine::Sqlite { ro, rw } => {
                 let mut conn = if read_only { ro.acquire().await? } else { rw.acquire().await? };
@@ -234,14 +288,16 @@ impl Engine {
         let work = async {
             let affected = match self {
                 Engine::Postgres { pool, .. } => {
-                    let mut tx = pool.begin().await?;
-                    tx.execute(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}"))).await?;
+                    let mut conn = pool.acquire().await?;
+                    let mut tx = conn.begin_with("BEGIN READ WRITE").await?;
                     let n = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
                     tx.commit().await?;
+                    conn.execute("RESET ALL").await?;
                     n
                 }
-                Engine::MySql { pool, .. } => {
-                    let mut tx = pool.begin().await?;
+                Engine::MySql { pool, flavor, .. } => {
+                    let mut conn = pool.acquire().await?;
+                    let mut tx = conn.begin_with(AssertSqlSafe(format!("{}SET SESSION TRANSACTION READ WRITE; START TRANSACTION READ WRITE", flavor.timeout_sql(ms)))).await?;
                     let n = value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
                     tx.commit().await?;
                     n

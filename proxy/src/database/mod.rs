@@ -153,7 +153,7 @@ pub fn scrub(text: &str, url: &str) -> String {
 pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, DatabaseError> {
     let engine = match &cfg.source {
         Some(src) => {
-            let e = Engine::connect(src, cx.base_dir).await?;
+            let e = Engine::connect(src, cx.base_dir, &cfg.limits).await?;
             log::info!("server `{name}`: {} pool of {} (lazy)", e.kind(), src.pool_size);
             Some(Arc::new(e))
         }
@@ -171,7 +171,7 @@ pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>
             let src = SourceConfig { url: s.url.clone(), seed: None, ..defaults.clone().unwrap_or_else(|| SourceConfig { url: String::new(), pool_size: default_pool(), connect_timeout: default_connect(), idle_timeout: default_idle(), seed: None }) };
             // SQLite paths in a Toolbox file are relative to that file.
             let dir = path.parent().unwrap_or(cx.base_dir);
-            engines.insert(sname.clone(), Arc::new(Engine::connect(&src, dir).await.map_err(|e| DatabaseError::Toolbox(file.clone(), format!("source `{sname}`: {e}")))?));
+            engines.insert(sname.clone(), Arc::new(Engine::connect(&src, dir, &cfg.limits).await.map_err(|e| DatabaseError::Toolbox(file.clone(), format!("source `{sname}`: {e}")))?));
         }
         for t in tb.tools {
             let engine = engines[&t.source].clone();
