@@ -227,6 +227,15 @@ async fn rest_tool_checks(gw: &Gateway, backend: &Backend) {
     assert_eq!(echo["headers"]["x-region"], "eu-1");
     assert_eq!(echo["headers"]["cookie"], "theme=dark%20mode");
 
+    // A dot segment would move the call to another path: refused before anything is sent.
+    let before = backend.seen().len();
+    for id in ["..", "."] {
+        let r = c.call("echo_get", json!({"id": id})).await;
+        assert_eq!(r["isError"], true, "{r}");
+        assert!(text(&r).contains("`id`") && text(&r).contains("path segment"), "{r}");
+    }
+    assert_eq!(backend.seen().len(), before);
+
     // CR/LF in a header argument is refused before anything is sent.
     let before = backend.seen().len();
     let r = c.call("echo_get", json!({"id": "1", "X-Trace": "a\r\nX-Injected: yes"})).await;

@@ -57,7 +57,8 @@ pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut
 
 fn oversized_headers(session: &Session, limit: usize) -> Option<usize> {
     let h = session.req_header();
-    let size: usize = h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + h.uri.to_string().len();
+    let target = h.uri.authority().map_or(0, |a| a.as_str().len()) + h.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let size: usize = h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + target;
     (size > limit).then_some(size)
 }
 

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND};
 use super::version::ProtocolVersion;
-use crate::metrics;
+use crate::metrics::ToolOutcome;
 use crate::runtime::Route;
 use crate::tools::{CallContext, CallOutcome, CallToolResult, HttpCall};
 
@@ -50,8 +50,8 @@ impl PendingCall {
     /// Finishes the call with a result (from the server's mapping or an upstream failure).
     pub fn finish(&self, result: &CallToolResult) -> String {
         let name = &self.route.catalog.entries()[self.tool].def.name;
-        metrics::record_tool_call(&self.route.name, name, outcome_label(result), self.started.elapsed());
-        jsonrpc::result(&self.id, &result_json(result, self.version))
+        self.route.metrics.tool_call(self.tool, name, outcome_label(result), self.started.elapsed());
+        call_reply(&self.id, result, self.version)
     }
 }
 
@@ -67,7 +67,7 @@ pub struct MethodCtx<'a> {
 
 /// Handles one JSON-RPC request.
 pub async fn handle_request(cx: &MethodCtx<'_>, id: &RawValue, method: &str, params: Option<&RawValue>) -> Outcome {
-    metrics::record_method(&cx.route.name, method);
+    cx.route.metrics.method(method);
     match method {
         "initialize" => initialize(cx, id, params),
         "ping" => Outcome::Reply(jsonrpc::result(id, "{}")),
@@ -158,8 +158,8 @@ async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>
     };
     let args_value = Value::Object(args);
     if let Err(message) = entry.validate(&args_value) {
-        metrics::record_tool_call(&cx.route.name, &name, "invalid_arguments", started.elapsed());
-        return Outcome::Reply(jsonrpc::result(id, &result_json(&CallToolResult::error(message), cx.version)));
+        cx.route.metrics.tool_call(index, &name, ToolOutcome::InvalidArguments, started.elapsed());
+        return Outcome::Reply(call_reply(id, &CallToolResult::error(message), cx.version));
     }
     let args = match args_value {
         Value::Object(m) => m,
@@ -167,8 +167,8 @@ async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>
     };
     match cx.route.server.call(index, args, cx.call).await {
         CallOutcome::Done(result) => {
-            metrics::record_tool_call(&cx.route.name, &name, outcome_label(&result), started.elapsed());
-            Outcome::Reply(jsonrpc::result(id, &result_json(&result, cx.version)))
+            cx.route.metrics.tool_call(index, &name, outcome_label(&result), started.elapsed());
+            Outcome::Reply(call_reply(id, &result, cx.version))
         }
         CallOutcome::Http(call) => Outcome::Proxy(Box::new(PendingCall {
             route: cx.route.clone(),
@@ -181,22 +181,38 @@ async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>
     }
 }
 
-fn outcome_label(result: &CallToolResult) -> &'static str {
+fn outcome_label(result: &CallToolResult) -> ToolOutcome {
     if result.is_error {
-        "error"
+        ToolOutcome::Error
     } else {
-        "success"
+        ToolOutcome::Success
     }
 }
 
-/// Serializes a tool result for a protocol version (no `structuredContent` before
-/// 2025-06-18).
-pub fn result_json(result: &CallToolResult, version: ProtocolVersion) -> String {
-    if version.has_structured_content() || result.structured_content.is_none() {
-        serde_json::to_string(result).unwrap_or_else(|_| "{\"content\":[],\"isError\":true}".into())
-    } else {
-        let mut r = result.clone();
-        r.structured_content = None;
-        serde_json::to_string(&r).unwrap_or_else(|_| "{\"content\":[],\"isError\":true}".into())
+/// The JSON-RPC response for a tool result, serialized straight into one buffer. Before
+/// 2025-06-18 there is no `structuredContent`: it is left out (its text copy stays).
+pub fn call_reply(id: &RawValue, result: &CallToolResult, version: ProtocolVersion) -> String {
+    /// The fields 2024-11-05 and 2025-03-26 define.
+    #[derive(Serialize)]
+    struct Legacy<'a> {
+        content: &'a [crate::tools::Content],
+        #[serde(rename = "isError", skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
     }
+    let text_len: usize = result.content.iter().map(|c| if let crate::tools::Content::Text { text } = c { text.len() } else { 64 }).sum();
+    let mut out = Vec::with_capacity(96 + id.get().len() + 2 * text_len);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.get().as_bytes());
+    out.extend_from_slice(b",\"result\":");
+    let written = if version.has_structured_content() {
+        serde_json::to_writer(&mut out, result)
+    } else {
+        serde_json::to_writer(&mut out, &Legacy { content: &result.content, is_error: result.is_error })
+    };
+    if written.is_err() {
+        return jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, "the tool result could not be serialized");
+    }
+    out.push(b'}');
+    // serde_json writes UTF-8 only; the fallback cannot be reached.
+    String::from_utf8(out).unwrap_or_else(|_| jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, "the tool result could not be serialized"))
 }

@@ -6,7 +6,7 @@
 //! carry is kept locally: sessions that ended (DELETE, idle expiry) are remembered until
 //! their token expires, and last use is tracked for the idle TTL.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +46,15 @@ pub struct SessionClaims {
     pub expires_at: u64,
 }
 
+/// What a request needs from an accepted session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionUse {
+    /// Random session identity.
+    pub id: u128,
+    /// The negotiated protocol version.
+    pub version: ProtocolVersion,
+}
+
 /// Why a presented session id is not usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionRejection {
@@ -55,14 +64,33 @@ pub enum SessionRejection {
     Ended,
 }
 
+/// Local state of a session this instance has seen.
+struct Live {
+    claims: SessionClaims,
+    last_seen: AtomicU64,
+    ended: AtomicBool,
+}
+
 /// Seals and opens tokens, and remembers local session state.
+///
+/// Opening a token (base64 + XChaCha20-Poly1305) costs microseconds; a client sends the
+/// same token on every request, so tokens that opened once are kept by their exact text
+/// and later requests cost one map lookup. The sealed token stays the only authority:
+/// nothing enters the cache that did not open under the key.
 pub struct SessionManager {
     cipher: XChaCha20Poly1305,
     ttl: Duration,
     idle_ttl: Duration,
-    last_seen: Cache<u128, Arc<AtomicU64>>,
+    /// Sessions in use, by id (idle tracking, sweeping, SSE activity).
+    live: Cache<u128, Arc<Live>>,
+    /// Tokens that opened, by their text.
+    opened: Cache<Box<str>, Arc<Live>>,
+    /// Ended sessions, remembered until their tokens expire.
     ended: Cache<u128, ()>,
 }
+
+/// Most tokens kept opened; beyond it the least used are opened again when they return.
+const OPENED_CAPACITY: u64 = 100_000;
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -84,7 +112,8 @@ impl SessionManager {
             cipher: XChaCha20Poly1305::new(&key.into()),
             ttl,
             idle_ttl,
-            last_seen: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
+            live: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
+            opened: Cache::builder().max_capacity(OPENED_CAPACITY).time_to_live(ttl).build(),
             ended: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
         }
     }
@@ -112,7 +141,8 @@ impl SessionManager {
         let mut out = Vec::with_capacity(24 + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        self.last_seen.insert(id, Arc::new(AtomicU64::new(now_millis())));
+        let claims = SessionClaims { id, route: route.to_string(), version, expires_at };
+        self.live.insert(id, Arc::new(Live { claims, last_seen: AtomicU64::new(now_millis()), ended: AtomicBool::new(false) }));
         (URL_SAFE_NO_PAD.encode(out), id)
     }
 
@@ -138,52 +168,67 @@ impl SessionManager {
     }
 
     /// Validates a token presented on `route` and records its use.
-    pub fn check(&self, token: &str, route: &str) -> Result<SessionClaims, SessionRejection> {
-        let claims = self.open(token).ok_or(SessionRejection::Unknown)?;
+    pub fn check(&self, token: &str, route: &str) -> Result<SessionUse, SessionRejection> {
+        let live = match self.opened.get(token) {
+            Some(live) => live,
+            None => self.admit(token)?,
+        };
+        let claims = &live.claims;
         if claims.route != route {
             return Err(SessionRejection::Unknown);
         }
-        if claims.expires_at <= now_secs() || self.ended.contains_key(&claims.id) {
+        if live.ended.load(Ordering::Relaxed) || claims.expires_at <= now_secs() {
             return Err(SessionRejection::Ended);
         }
         let now = now_millis();
-        match self.last_seen.get(&claims.id) {
-            Some(seen) => {
-                let last = seen.swap(now, Ordering::Relaxed);
-                if now.saturating_sub(last) > self.idle_ttl.as_millis() as u64 {
-                    self.end(claims.id);
-                    return Err(SessionRejection::Ended);
-                }
-            }
-            // Issued by another gateway of the fleet, or before a restart: adopt it.
-            None => self.last_seen.insert(claims.id, Arc::new(AtomicU64::new(now))),
+        let last = live.last_seen.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(last) > self.idle_ttl.as_millis() as u64 {
+            self.end(claims.id);
+            return Err(SessionRejection::Ended);
         }
-        Ok(claims)
+        Ok(SessionUse { id: claims.id, version: claims.version })
+    }
+
+    /// Opens a token not seen (or no longer kept) and keeps it for the next request.
+    fn admit(&self, token: &str) -> Result<Arc<Live>, SessionRejection> {
+        let claims = self.open(token).ok_or(SessionRejection::Unknown)?;
+        if self.ended.contains_key(&claims.id) {
+            return Err(SessionRejection::Ended);
+        }
+        // Issued here, or by another gateway of the fleet or before a restart: adopt it.
+        let id = claims.id;
+        let live = self.live.get_with(id, || Arc::new(Live { claims, last_seen: AtomicU64::new(now_millis()), ended: AtomicBool::new(false) }));
+        self.opened.insert(token.into(), live.clone());
+        Ok(live)
     }
 
     /// Records use of a session without a request (an open SSE stream is activity).
     pub fn touch(&self, id: u128) {
-        if let Some(seen) = self.last_seen.get(&id) {
-            seen.store(now_millis(), Ordering::Relaxed);
+        if let Some(live) = self.live.get(&id) {
+            live.last_seen.store(now_millis(), Ordering::Relaxed);
         }
     }
 
     /// Ends a session: later use gets 404 until the token would have expired anyway.
     pub fn end(&self, id: u128) {
-        self.last_seen.invalidate(&id);
         self.ended.insert(id, ());
+        if let Some(live) = self.live.get(&id) {
+            live.ended.store(true, Ordering::Relaxed);
+        }
+        self.live.invalidate(&id);
     }
 
     /// Ends sessions idle longer than the idle TTL; returns how many are still active.
     pub fn sweep(&self) -> u64 {
         let now = now_millis();
         let idle = self.idle_ttl.as_millis() as u64;
-        let stale: Vec<u128> = self.last_seen.iter().filter(|(_, seen)| now.saturating_sub(seen.load(Ordering::Relaxed)) > idle).map(|(id, _)| *id).collect();
+        let stale: Vec<u128> = self.live.iter().filter(|(_, live)| now.saturating_sub(live.last_seen.load(Ordering::Relaxed)) > idle).map(|(id, _)| *id).collect();
         for id in stale {
             self.end(id);
         }
-        self.last_seen.run_pending_tasks();
-        self.last_seen.entry_count()
+        self.live.run_pending_tasks();
+        self.opened.run_pending_tasks();
+        self.live.entry_count()
     }
 }
 

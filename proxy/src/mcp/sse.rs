@@ -16,6 +16,21 @@ use super::version::ProtocolVersion;
 /// Messages buffered per stream before senders wait.
 const STREAM_BUFFER: usize = 64;
 
+/// Frames a JSON-RPC message as an SSE `message` event. JSON may hold line breaks as
+/// whitespace (an upstream's pretty-printed object passed through): each line becomes its
+/// own `data:` line, which SSE clients join back with `\n`.
+pub fn message_event(json: &str) -> String {
+    let mut event = String::with_capacity(json.len() + 24);
+    event.push_str("event: message\n");
+    for line in json.split(['\n', '\r']).filter(|l| !l.is_empty()) {
+        event.push_str("data: ");
+        event.push_str(line);
+        event.push('\n');
+    }
+    event.push('\n');
+    event
+}
+
 /// One open SSE stream.
 pub struct SseStream {
     tx: mpsc::Sender<Bytes>,
@@ -25,11 +40,7 @@ pub struct SseStream {
 impl SseStream {
     /// Queues a JSON-RPC message as an SSE `message` event; false if the stream is gone.
     pub async fn send(&self, json: &str) -> bool {
-        let mut event = String::with_capacity(json.len() + 24);
-        event.push_str("event: message\ndata: ");
-        event.push_str(json);
-        event.push_str("\n\n");
-        self.tx.send(Bytes::from(event)).await.is_ok()
+        self.tx.send(Bytes::from(message_event(json))).await.is_ok()
     }
 
     /// The version negotiated by `initialize` on this stream.
@@ -81,5 +92,19 @@ impl SseHub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, Arc<SseStream>>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_event;
+
+    #[test]
+    fn multi_line_json_becomes_several_data_lines() {
+        assert_eq!(message_event("{\"a\":1}"), "event: message\ndata: {\"a\":1}\n\n");
+        let e = message_event("{\r\n  \"a\": 1\n}");
+        assert_eq!(e, "event: message\ndata: {\ndata:   \"a\": 1\ndata: }\n\n");
+        let joined: Vec<&str> = e.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&joined.join("\n")).unwrap(), serde_json::json!({"a": 1}));
     }
 }

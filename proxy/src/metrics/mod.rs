@@ -1,6 +1,6 @@
 //! Prometheus metrics, served on the admin listener's `/metrics`.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
@@ -56,17 +56,64 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| build().expect("static 
 
 const KNOWN_METHODS: [&str; 7] = ["initialize", "ping", "logging/setLevel", "tools/list", "tools/call", "server/discover", "notifications/initialized"];
 
-/// Counts a JSON-RPC request; unknown method names are folded into `other` to bound
-/// label cardinality.
-pub fn record_method(server: &str, method: &str) {
-    let m = KNOWN_METHODS.iter().find(|k| **k == method).copied().unwrap_or("other");
-    METRICS.requests.with_label_values(&[server, m]).inc();
+/// How a tool call ended (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolOutcome {
+    /// A result without `isError`.
+    Success,
+    /// An `isError` result (upstream failure, SQL error, …).
+    Error,
+    /// Arguments failed the tool's `inputSchema`; nothing was called.
+    InvalidArguments,
 }
 
-/// Records a finished tool call.
-pub fn record_tool_call(server: &str, tool: &str, outcome: &str, elapsed: Duration) {
-    METRICS.tool_calls.with_label_values(&[server, tool, outcome]).inc();
-    METRICS.tool_latency.with_label_values(&[server, tool]).observe(elapsed.as_secs_f64());
+impl ToolOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            ToolOutcome::Success => "success",
+            ToolOutcome::Error => "error",
+            ToolOutcome::InvalidArguments => "invalid_arguments",
+        }
+    }
+}
+
+/// Metric handles of one route, resolved on first use: `/metrics` lists only series that
+/// were used, and later uses skip the label hashing and registry lock of
+/// `with_label_values`.
+pub struct RouteMetrics {
+    route: String,
+    methods: [OnceLock<IntCounter>; KNOWN_METHODS.len() + 1],
+    tools: Box<[ToolMetrics]>,
+}
+
+#[derive(Default)]
+struct ToolMetrics {
+    outcomes: [OnceLock<IntCounter>; 3],
+    latency: OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    /// Handles for a route with `tools` tools.
+    pub fn new(route: &str, tools: usize) -> Self {
+        RouteMetrics { route: route.to_string(), methods: Default::default(), tools: (0..tools).map(|_| ToolMetrics::default()).collect() }
+    }
+
+    /// Counts a JSON-RPC request; unknown method names are folded into `other` to bound
+    /// label cardinality.
+    pub fn method(&self, method: &str) {
+        let i = KNOWN_METHODS.iter().position(|k| *k == method).unwrap_or(KNOWN_METHODS.len());
+        let name = KNOWN_METHODS.get(i).copied().unwrap_or("other");
+        self.methods[i].get_or_init(|| METRICS.requests.with_label_values(&[self.route.as_str(), name])).inc();
+    }
+
+    /// Records a finished call of tool `index` (named `name`).
+    pub fn tool_call(&self, index: usize, name: &str, outcome: ToolOutcome, elapsed: Duration) {
+        let Some(t) = self.tools.get(index) else {
+            return;
+        };
+        t.outcomes[outcome as usize].get_or_init(|| METRICS.tool_calls.with_label_values(&[self.route.as_str(), name, outcome.label()])).inc();
+        t.latency.get_or_init(|| METRICS.tool_latency.with_label_values(&[self.route.as_str(), name])).observe(elapsed.as_secs_f64());
+    }
 }
 
 /// Renders the Prometheus text exposition.

@@ -2,10 +2,11 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::template::{Data, Template};
-use crate::tools::{CallToolResult, Content, UpstreamResponse};
+use crate::tools::{CallToolResult, Content, Structured, UpstreamResponse};
 
 /// How a tool renders responses.
 #[derive(Debug, Default)]
@@ -42,9 +43,18 @@ fn truncation_note(resp: &UpstreamResponse<'_>) -> Option<String> {
     resp.truncated.then(|| format!("\n[truncated: the response exceeded {} bytes (max_response_bytes)]", resp.body.len()))
 }
 
+/// The body as a structured result when it is one JSON object: validated in place and
+/// kept as text, so it is never parsed into a tree only to be printed again.
+fn json_object(body: &str) -> Option<Structured> {
+    if !body.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<&RawValue>(body).ok().map(|raw| Structured::Raw(raw.to_owned()))
+}
+
 impl ResponsePlan {
     /// Maps a response.
-    pub fn map(&self, resp: &UpstreamResponse<'_>, client_ip: Option<String>) -> CallToolResult {
+    pub fn map(&self, resp: &UpstreamResponse<'_>, client_ip: Option<std::net::IpAddr>) -> CallToolResult {
         if !(200..300).contains(&resp.status) {
             return self.error_result(resp, client_ip);
         }
@@ -58,7 +68,6 @@ impl ResponsePlan {
         if resp.body.is_empty() {
             return CallToolResult::text(format!("success (HTTP {})", resp.status));
         }
-        let json: Option<Value> = if resp.truncated { None } else { serde_json::from_slice(resp.body).ok() };
         let textual = media.is_empty() || media.starts_with("text/") || media.contains("json") || media.contains("xml") || media.contains("yaml") || media.contains("javascript") || std::str::from_utf8(resp.body).is_ok();
         if !textual {
             let mut r = CallToolResult::text(format!("binary response: {} bytes of {media}", resp.body.len()));
@@ -66,25 +75,32 @@ impl ResponsePlan {
             return r;
         }
         let raw = String::from_utf8_lossy(resp.body);
-        let text = match (&self.body, &json) {
-            (Some(t), _) => {
+        let (text, structured) = match &self.body {
+            Some(t) => {
+                let json: Option<Value> = if resp.truncated { None } else { serde_json::from_slice(resp.body).ok() };
                 let root = json.clone().unwrap_or_else(|| Value::String(raw.to_string()));
                 match t.render(&Data { root: &root, root_text: Some(&raw), client_ip }) {
-                    Ok(s) => s,
+                    Ok(s) => (s, json.filter(Value::is_object).map(Structured::Value)),
                     Err(e) => return CallToolResult::error(format!("responseTemplate failed: {e}")),
                 }
             }
-            (None, _) => format!("{}{}{}", self.prepend.as_deref().unwrap_or(""), raw, self.append.as_deref().unwrap_or("")),
+            None => {
+                let text = match (&self.prepend, &self.append) {
+                    (None, None) => raw.to_string(),
+                    (p, a) => format!("{}{}{}", p.as_deref().unwrap_or(""), raw, a.as_deref().unwrap_or("")),
+                };
+                // Only a body that is valid UTF-8 as sent (`raw` borrowed) can be passed through.
+                (text, if resp.truncated || matches!(raw, std::borrow::Cow::Owned(_)) { None } else { json_object(&raw) })
+            }
         };
         let text = match truncation_note(resp) {
             Some(note) => text + &note,
             None => text,
         };
-        let structured = json.filter(Value::is_object);
         CallToolResult { content: vec![Content::Text { text }], structured_content: structured, is_error: false }
     }
 
-    fn error_result(&self, resp: &UpstreamResponse<'_>, client_ip: Option<String>) -> CallToolResult {
+    fn error_result(&self, resp: &UpstreamResponse<'_>, client_ip: Option<std::net::IpAddr>) -> CallToolResult {
         if let Some(t) = &self.error {
             let mut root = match serde_json::from_slice::<Value>(resp.body) {
                 Ok(Value::Object(m)) => m,
@@ -120,7 +136,7 @@ mod tests {
     fn json_becomes_structured_content_with_a_text_copy() {
         let mut h = http::HeaderMap::new();
         let r = ResponsePlan::default().map(&resp(200, "application/json", br#"{"id":1}"#, &mut h), None);
-        assert_eq!(r.structured_content, Some(serde_json::json!({"id": 1})));
+        assert_eq!(r.structured_content.map(|s| s.to_value()), Some(serde_json::json!({"id": 1})));
         assert!(matches!(&r.content[0], Content::Text { text } if text == r#"{"id":1}"#));
         assert!(!r.is_error);
     }

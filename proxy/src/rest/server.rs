@@ -56,6 +56,10 @@ struct Prepared {
     response: ResponsePlan,
     direct: Option<Template>,
     defaults: DefaultArgs,
+    /// Whether any request template (URL, header, body) has an action to render.
+    templated: bool,
+    /// `scheme://host[:port]` exactly as the URL template renders it.
+    origin: String,
 }
 
 /// Where position-less ("default") arguments go.
@@ -214,7 +218,7 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
         .collect::<Result<Vec<_>, _>>()?;
     if rt.url.is_empty() {
         let body = response.body.clone().ok_or_else(|| e("a tool without requestTemplate.url is a direct-response tool and needs responseTemplate.body".into()))?;
-        return Ok(Prepared { method: http::Method::GET, target: None, url: parse("", Context::Url, "url")?, headers: vec![], body: BodyPlan::None, args, security: Security::None, passthrough_auth: false, response, direct: Some(body), defaults: DefaultArgs::Template });
+        return Ok(Prepared { method: http::Method::GET, target: None, url: parse("", Context::Url, "url")?, headers: vec![], body: BodyPlan::None, args, security: Security::None, passthrough_auth: false, response, direct: Some(body), defaults: DefaultArgs::Template, templated: true, origin: String::new() });
     }
     let method_text = if rt.method.is_empty() { "GET".to_string() } else { rt.method.to_ascii_uppercase() };
     let method = http::Method::from_bytes(method_text.as_bytes()).map_err(|_| e(format!("invalid method `{}`", rt.method)))?;
@@ -226,6 +230,7 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
     }
     let probe = url.render(&Data { root: &json!({"config": config, "args": {}}), root_text: None, client_ip: None }).map_err(|t| e(format!("requestTemplate.url: {t}")))?;
     let parsed = url::Url::parse(&probe).map_err(|p| e(format!("requestTemplate.url `{probe}` is not an absolute URL: {p}")))?;
+    let origin = origin_of(&probe).to_string();
     let target = match resolve(&parsed, settings, targets).await {
         Ok(t) => Ok(t),
         Err(m) if m.starts_with("cannot resolve") || m.ends_with("has no address") => {
@@ -274,7 +279,8 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
     } else {
         DefaultArgs::Template
     };
-    Ok(Prepared { defaults, method, target: Some(target), url, headers, body, args, security, passthrough_auth, response: ResponsePlan { label: percent_encoding::percent_decode_str(&label).decode_utf8_lossy().into_owned(), ..response }, direct: None })
+    let templated = !url.is_static() || headers.iter().any(|(_, t)| !t.is_static()) || matches!(&body, BodyPlan::Template(t, _) if !t.is_static());
+    Ok(Prepared { defaults, method, target: Some(target), url, headers, body, args, security, passthrough_auth, response: ResponsePlan { label: percent_encoding::percent_decode_str(&label).decode_utf8_lossy().into_owned(), ..response }, direct: None, templated, origin })
 }
 
 fn render_config(src: &str, config: &Value) -> Result<String, String> {
@@ -346,6 +352,31 @@ fn resolve_security(r: &SecurityRequirement, schemes: &[SecurityScheme], setting
     Ok(Security::Ready(cred))
 }
 
+/// `scheme://authority` of an absolute URL: everything before the path.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+/// Splits a rendered URL into path and query without a URL parser when nothing in it
+/// needs one: it starts with the tool's fixed origin, holds only characters a parser
+/// would keep as they are, and has no dot segment. Anything else returns `None` and goes
+/// through `url::Url::parse`, which normalizes (and checks the host).
+fn split_clean_url<'u>(url: &'u str, origin: &str) -> Option<(&'u str, &'u str)> {
+    let rest = url.strip_prefix(origin).filter(|r| origin.contains("://") && (r.is_empty() || r.starts_with('/')))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let keeps = |b: u8, extra: &[u8]| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/%".contains(&b) || extra.contains(&b);
+    if !path.bytes().all(|b| keeps(b, b"'")) || !query.bytes().all(|b| keeps(b, b"?")) {
+        return None;
+    }
+    let dot = |seg: &str| matches!(seg.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e.");
+    if path.split('/').any(dot) {
+        return None;
+    }
+    Some((if path.is_empty() { "/" } else { path }, query))
+}
+
 impl Prepared {
     fn build(&self, args: &Map<String, Value>, config: &Value, cx: CallContext<'_>, max: usize) -> Result<HttpCall, String> {
         let target = match &self.target {
@@ -353,8 +384,9 @@ impl Prepared {
             Some(Err(m)) => return Err(format!("the API is unreachable: {m}")),
             None => return Err("direct-response tool".into()),
         };
-        let root = json!({"config": config, "args": Value::Object(args.clone())});
-        let data = Data { root: &root, root_text: None, client_ip: cx.client_ip.map(|i| i.to_string()) };
+        // OpenAPI tools have no template actions at all: no root to build for them.
+        let root = if self.templated { json!({"config": config, "args": Value::Object(args.clone())}) } else { Value::Null };
+        let data = Data { root: &root, root_text: None, client_ip: cx.client_ip };
         let mut url = self.url.render(&data).map_err(|e| format!("requestTemplate.url: {e}"))?;
         let mut query: Vec<(String, String)> = Vec::new();
         let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = Vec::with_capacity(self.headers.len() + 4);
@@ -362,7 +394,15 @@ impl Prepared {
         let mut body_args = Map::new();
         for (plan, value) in request::effective_args(&self.args, args) {
             match plan.position {
-                Position::Path => url = url.replace(&format!("{{{}}}", plan.wire), &request::path_value(plan, value)),
+                Position::Path => {
+                    let segment = request::path_value(plan, value);
+                    // URL parsers (and most servers) resolve `.` and `..` — encoded or not —
+                    // as dot segments, which would move the call to another path.
+                    if segment == "." || segment == ".." {
+                        return Err(format!("argument `{}`: `{segment}` cannot be a path segment (it would change the request path)", plan.name));
+                    }
+                    url = url.replace(&format!("{{{}}}", plan.wire), &segment);
+                }
                 Position::Query => request::query_pairs(plan, value, &mut query),
                 Position::Header => headers.push((http::HeaderName::from_bytes(plan.wire.as_bytes()).map_err(|e| e.to_string())?, request::header_value(&plan.name, value).map_err(|e| e.0)?)),
                 Position::Cookie => cookies.push(format!("{}={}", plan.wire, request::cookie_value(value))),
@@ -378,12 +418,16 @@ impl Prepared {
                 },
             }
         }
-        let parsed = url::Url::parse(&url).map_err(|e| format!("the request URL is invalid: {e}"))?;
-        if parsed.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']')) != Some(target.sni.as_str()) {
-            return Err("the request URL's host changed; refusing to send".into());
-        }
-        let mut path_and_query = parsed.path().to_string();
-        let mut q = parsed.query().map(str::to_owned).unwrap_or_default();
+        let (mut path_and_query, mut q) = match split_clean_url(&url, &self.origin) {
+            Some((path, query)) => (path.to_string(), query.to_string()),
+            None => {
+                let parsed = url::Url::parse(&url).map_err(|e| format!("the request URL is invalid: {e}"))?;
+                if parsed.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']')) != Some(target.sni.as_str()) {
+                    return Err("the request URL's host changed; refusing to send".into());
+                }
+                (parsed.path().to_string(), parsed.query().map(str::to_owned).unwrap_or_default())
+            }
+        };
         if let Security::Ready(Credential::Query(k, v)) = &self.security {
             query.push((k.clone(), v.clone()));
         }
@@ -476,9 +520,9 @@ impl ToolServer for RestServer {
         };
         if let Some(direct) = &tool.direct {
             let root = json!({"config": self.config, "args": Value::Object(args)});
-            return CallOutcome::Done(match direct.render(&Data { root: &root, root_text: None, client_ip: cx.client_ip.map(|i| i.to_string()) }) {
+            return CallOutcome::Done(match direct.render(&Data { root: &root, root_text: None, client_ip: cx.client_ip }) {
                 Ok(text) => match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => CallToolResult { structured_content: Some(v), ..CallToolResult::text(text) },
+                    Ok(v @ Value::Object(_)) => CallToolResult { structured_content: Some(v.into()), ..CallToolResult::text(text) },
                     _ => CallToolResult::text(text),
                 },
                 Err(e) => CallToolResult::error(format!("responseTemplate failed: {e}")),
@@ -494,6 +538,29 @@ impl ToolServer for RestServer {
         match self.tools.get(index) {
             Some(t) => t.response.map(response, None),
             None => CallToolResult::error("unknown tool"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{origin_of, split_clean_url};
+
+    #[test]
+    fn clean_urls_split_without_a_parser_and_the_rest_falls_back() {
+        assert_eq!(origin_of("http://api:8080/v1/items?x=1"), "http://api:8080");
+        assert_eq!(origin_of("https://api"), "https://api");
+        let o = "http://api:8080";
+        assert_eq!(split_clean_url("http://api:8080/v1/items/a%2F..%2Fb?q=x+y&z=1", o), Some(("/v1/items/a%2F..%2Fb", "q=x+y&z=1")));
+        assert_eq!(split_clean_url("http://api:8080", o), Some(("/", "")));
+        // Another host, a port suffix, dot segments, spaces, fragments: the parser decides.
+        for url in ["http://evil:8080/x", "http://api:80801/x", "http://api:8080/a/../b", "http://api:8080/a/%2E%2e/b", "http://api:8080/a b", "http://api:8080/a#f", "http://api:8080/a?q='1'", "http://api:8080/{id}"] {
+            assert_eq!(split_clean_url(url, o), None, "{url}");
+        }
+        // Whatever the parser would keep as is must come out the same.
+        for url in ["http://api:8080/v1/a~b/c;d=1/@x:y?p=a%20b&q=1,2", "http://api:8080/?a=1"] {
+            let parsed = url::Url::parse(url).unwrap();
+            assert_eq!(split_clean_url(url, o), Some((parsed.path(), parsed.query().unwrap_or(""))), "{url}");
         }
     }
 }

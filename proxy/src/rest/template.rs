@@ -89,8 +89,8 @@ pub struct Data<'a> {
     pub root: &'a Value,
     /// The root as JSON text, for `gjson` (serialized on demand when `None`).
     pub root_text: Option<&'a str>,
-    /// The client's address for `getRealIP`/`getSocketIP`.
-    pub client_ip: Option<String>,
+    /// The client's address for `getRealIP`/`getSocketIP` (formatted only when used).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// A value in flight: JSON text from `toJson`/`gjson` must not be re-encoded.
@@ -576,7 +576,7 @@ fn call(func: &str, args: &[Out], data: &Data<'_>) -> Result<Out, TemplateError>
             }
         }
         "uuidv4" => Out::Text(uuid::Uuid::new_v4().to_string()),
-        "getRealIP" | "getSocketIP" => Out::Text(data.client_ip.clone().unwrap_or_default()),
+        "getRealIP" | "getSocketIP" => Out::Text(data.client_ip.map(|ip| ip.to_string()).unwrap_or_default()),
         "upper" => Out::Text(as_text(arg(0)?).to_uppercase()),
         "lower" => Out::Text(as_text(arg(0)?).to_lowercase()),
         "trim" => Out::Text(as_text(arg(0)?).trim().to_string()),
@@ -715,7 +715,7 @@ mod tests {
     use serde_json::json;
 
     fn render(src: &str, ctx: Context, root: Value) -> Result<String, TemplateError> {
-        Template::parse(src, ctx)?.render(&Data { root: &root, root_text: None, client_ip: Some("10.1.2.3".into()) })
+        Template::parse(src, ctx)?.render(&Data { root: &root, root_text: None, client_ip: Some(std::net::IpAddr::from([10, 1, 2, 3])) })
     }
 
     #[test]

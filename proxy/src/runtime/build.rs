@@ -64,6 +64,8 @@ pub struct Route {
     pub legacy_pages: Vec<Box<RawValue>>,
     /// Serialized config entry, to tell whether a reload changed this route.
     pub fingerprint: String,
+    /// Metric handles of this route and its tools.
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 /// Everything a request needs, immutable.
@@ -175,6 +177,7 @@ fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str) -> Res
     let catalog = Catalog::new(defs).map_err(|e| e.to_string())?;
     let (pages, legacy_pages) = build_pages(defs).map_err(|e| e.to_string())?;
     Ok(Route {
+        metrics: crate::metrics::RouteMetrics::new(&b.name, catalog.len()),
         name: b.name,
         kind: server.kind.type_name(),
         source: server.name.clone(),

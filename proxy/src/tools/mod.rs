@@ -9,7 +9,7 @@ mod catalog;
 mod result;
 
 pub use catalog::{Catalog, CatalogEntry, CatalogError};
-pub use result::{CallToolResult, Content};
+pub use result::{CallToolResult, Content, Structured};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

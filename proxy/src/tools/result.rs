@@ -1,6 +1,7 @@
 //! `CallToolResult` and its content blocks.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// One content block of a tool result.
@@ -35,6 +36,41 @@ pub enum Content {
     },
 }
 
+/// A `structuredContent` object: built by the gateway, or an upstream's JSON object
+/// passed through as it came (validated, never re-encoded: parsing a response into a
+/// tree only to print it again is most of a REST call's CPU).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Structured {
+    /// A value the gateway built.
+    Value(Value),
+    /// JSON text known to be one valid object.
+    Raw(Box<RawValue>),
+}
+
+impl Structured {
+    /// The object as a value (parses the raw form; for tests and templates, not the hot
+    /// path).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Structured::Value(v) => v.clone(),
+            Structured::Raw(r) => serde_json::from_str(r.get()).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl PartialEq for Structured {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl From<Value> for Structured {
+    fn from(v: Value) -> Self {
+        Structured::Value(v)
+    }
+}
+
 /// The result of `tools/call`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -43,7 +79,7 @@ pub struct CallToolResult {
     pub content: Vec<Content>,
     /// Structured result (MCP 2025-06-18 and later); always mirrored as text in `content`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub structured_content: Option<Value>,
+    pub structured_content: Option<Structured>,
     /// Whether the tool failed (the failure is described in `content`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub is_error: bool,
@@ -63,6 +99,6 @@ impl CallToolResult {
     /// A successful structured result with its serialized JSON as the text copy.
     pub fn structured(value: Value) -> Self {
         let text = value.to_string();
-        CallToolResult { content: vec![Content::Text { text }], structured_content: Some(value), is_error: false }
+        CallToolResult { content: vec![Content::Text { text }], structured_content: Some(Structured::Value(value)), is_error: false }
     }
 }
