@@ -6,6 +6,12 @@
 # Prints requests/s, p50 and p99 for each, and mcpgate's throughput ratio and added p99
 # against the bare passthrough. Targets: ratio >= 0.8, added p99 <= 0.5 ms at 64 connections.
 #
+# As on a multicore host, the proxy under test gets CPUs of its own (PIN=1, the default
+# when taskset exists and there are 2+ CPUs): the upper half of the CPUs serves the
+# proxies, the lower half runs the load generator and the backend. Each proxy's CPU time
+# per request (from /proc) is printed too: it is the cost a request adds, whatever else
+# the machine is doing, and it tells whether a proxy was saturated.
+#
 #   loadtest/bench.sh                      # DURATION=15s CONNECTIONS=64 THREADS=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +25,21 @@ mkdir -p "$OUT"
 command -v oha >/dev/null || cargo install oha --locked
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p mcpgate -p passthrough -p backend >&2
 
+NCPU=$(nproc)
+PIN=${PIN:-$([ "$NCPU" -ge 2 ] && command -v taskset >/dev/null && echo 1 || echo 0)}
+LOAD=() PROXY=()
+if [ "$PIN" = 1 ]; then
+  half=$((NCPU / 2))
+  LOAD=(taskset -c "0-$((half - 1))") PROXY=(taskset -c "$half-$((NCPU - 1))")
+fi
+
 BACKEND=127.0.0.1:18200 PASS=127.0.0.1:18100 GW=127.0.0.1:18300 ADMIN=127.0.0.1:18301
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-"$TARGET/backend" --listen $BACKEND --threads "$THREADS" & pids+=($!)
-"$TARGET/passthrough" --listen $PASS --upstream $BACKEND --threads "$THREADS" 2>"$OUT/passthrough.log" & pids+=($!)
+"${LOAD[@]}" "$TARGET/backend" --listen $BACKEND --threads "$THREADS" & pids+=($!)
+"${PROXY[@]}" "$TARGET/passthrough" --listen $PASS --upstream $BACKEND --threads "$THREADS" 2>"$OUT/passthrough.log" & pids+=($!); PASS_PID=$!
 cat > "$OUT/mcpgate.yaml" <<YAML
 listen: ["$GW"]
 admin: {listen: "$ADMIN"}
@@ -36,7 +50,7 @@ servers:
     spec: $PWD/loadtest/backend/openapi.yaml
     base_url: http://$BACKEND
 YAML
-RUST_LOG=warn "$TARGET/mcpgate" --config "$OUT/mcpgate.yaml" 2>"$OUT/mcpgate.log" & pids+=($!)
+RUST_LOG=warn "${PROXY[@]}" "$TARGET/mcpgate" --config "$OUT/mcpgate.yaml" 2>"$OUT/mcpgate.log" & pids+=($!); GW_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && curl -sf "http://$BACKEND/items/1" >/dev/null && break; sleep 0.1; done
 
 H=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
@@ -48,31 +62,45 @@ CALL='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"getItem","
 sample=$(curl -s "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' "http://$GW/mcp/bench" -d "$CALL")
 echo "$sample" | grep -q '"structuredContent"' && ! echo "$sample" | grep -q '"isError":true' || { echo "mcpgate tools/call does not succeed: $sample" >&2; exit 1; }
 
-run() { # name, oha args...
-  local name=$1; shift
-  oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" "$@" >/dev/null 2>&1 || true     # warm-up
-  oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" "$@" > "$OUT/$name.json"
+cpu_ticks() { # pid -> utime+stime in clock ticks
+  [ -n "${1:-}" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0
 }
-run direct "http://$BACKEND/items/42"
-run passthrough "http://$PASS/items/42"
-run mcpgate -m POST "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' -d "$CALL" "http://$GW/mcp/bench"
+run() { # name, pid of the proxy (or ""), oha args...
+  local name=$1 pid=$2; shift 2
+  "${LOAD[@]}" oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" "$@" >/dev/null 2>&1 || true     # warm-up
+  local before; before=$(cpu_ticks "$pid")
+  "${LOAD[@]}" oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" "$@" > "$OUT/$name.json"
+  echo $(( $(cpu_ticks "$pid") - before )) > "$OUT/$name.ticks"
+}
+run direct "" "http://$BACKEND/items/42"
+run passthrough "$PASS_PID" "http://$PASS/items/42"
+run mcpgate "$GW_PID" -m POST "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' -d "$CALL" "http://$GW/mcp/bench"
 
-python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$THREADS" <<'PY'
-import json, sys
-out, duration, conns, threads = sys.argv[1:]
+python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$THREADS" "$PIN" "$(getconf CLK_TCK)" <<'PY'
+import json, os, sys
+out, duration, conns, threads, pin, hz = sys.argv[1:]
 rows = {}
 for name in ("direct", "passthrough", "mcpgate"):
     d = json.load(open(f"{out}/{name}.json"))
     s = d["summary"]; p = d["latencyPercentiles"]
     codes = d.get("statusCodeDistribution", {})
     ok = codes.get("200", 0); total = sum(codes.values()) or 1
-    rows[name] = dict(rps=s["requestsPerSec"], p50=p["p50"] * 1000, p99=p["p99"] * 1000, ok=ok / total, errors=sum(d.get("errorDistribution", {}).values()))
-print(f"\n{conns} connections, {duration} per target, {threads} worker thread(s) per server\n")
-print(f"{'target':<12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'200s':>7} {'errors':>7}")
+    ticks = int(open(f"{out}/{name}.ticks").read() or 0)
+    secs = s["total"]
+    cpu = ticks / int(hz)
+    rows[name] = dict(rps=s["requestsPerSec"], p50=p["p50"] * 1000, p99=p["p99"] * 1000, ok=ok / total, errors=sum(d.get("errorDistribution", {}).values()),
+                      busy=cpu / secs if secs else 0, us=cpu * 1e6 / max(ok, 1) if ticks else None)
+where = "proxy pinned to its own CPU(s), load generator and backend on the others" if pin == "1" else "all processes share the CPUs"
+print(f"\n{conns} connections, {duration} per target, {threads} worker thread(s) per server; {where}\n")
+print(f"{'target':<12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'200s':>7} {'errors':>7} {'proxy CPU':>10} {'CPU us/req':>11}")
 for n, r in rows.items():
-    print(f"{n:<12} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['ok']*100:>6.1f}% {r['errors']:>7}")
+    busy = f"{r['busy']*100:.0f}%" if r['us'] is not None else "-"
+    us = f"{r['us']:.1f}" if r['us'] is not None else "-"
+    print(f"{n:<12} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['ok']*100:>6.1f}% {r['errors']:>7} {busy:>10} {us:>11}")
 ratio = rows["mcpgate"]["rps"] / rows["passthrough"]["rps"]
 added = rows["mcpgate"]["p99"] - rows["passthrough"]["p99"]
 print(f"\nmcpgate / passthrough throughput: {ratio:.3f}  (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
 print(f"mcpgate p99 - passthrough p99:    {added:+.3f} ms  (target <= 0.5 ms: {'met' if added <= 0.5 else 'NOT met'})")
+if rows["mcpgate"]["us"] and rows["passthrough"]["us"]:
+    print(f"CPU per request, passthrough / mcpgate: {rows['passthrough']['us'] / rows['mcpgate']['us']:.3f}  (the throughput ratio a CPU-bound host would see)")
 PY

@@ -73,14 +73,17 @@ pub enum BodyFailure {
     TooLarge(usize),
 }
 
-/// Reads the whole request body up to `limit`, keeping Pingora's retry buffer so the
-/// proxy phases can still send a (replaced) body upstream.
-pub async fn read_body(session: &mut Session, limit: usize) -> Result<std::result::Result<Bytes, BodyFailure>> {
+/// Reads the whole request body up to `limit`. With `keep_for_proxy`, Pingora's retry
+/// buffer keeps a copy so the proxy phases can still send a (replaced) body upstream;
+/// without it (the default connector path) the body is read once, not copied twice.
+pub async fn read_body(session: &mut Session, limit: usize, keep_for_proxy: bool) -> Result<std::result::Result<Bytes, BodyFailure>> {
     let declared = session.req_header().headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if let Some(n) = declared.filter(|n| *n > limit) {
         return Ok(Err(BodyFailure::TooLarge(n)));
     }
-    session.enable_retry_buffering();
+    if keep_for_proxy {
+        session.enable_retry_buffering();
+    }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = session.read_request_body().await? {
         if buf.len() + chunk.len() > limit {

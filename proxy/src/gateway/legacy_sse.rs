@@ -76,7 +76,7 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
         return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: this session's SSE stream is not open on this gateway").await;
     };
     let limit = req.snapshot.config.limits.max_request_body.0;
-    let body = match read_body(session, limit).await? {
+    let body = match read_body(session, limit, false).await? {
         Ok(b) => b,
         Err(BodyFailure::TooLarge(n)) => return too_large(session, n, limit).await,
     };

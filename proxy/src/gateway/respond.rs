@@ -10,7 +10,8 @@ use crate::mcp::jsonrpc;
 /// Writes a complete response; always returns `Ok(true)` ("handled") for `request_filter`.
 pub async fn send(session: &mut Session, status: u16, content_type: Option<&str>, body: impl Into<Bytes>, extra: &[(&'static str, &str)]) -> Result<bool> {
     let body: Bytes = body.into();
-    let mut h = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    // The gateway writes these headers itself: no case map to keep (lowercase names).
+    let mut h = ResponseHeader::build_no_case(status, Some(4 + extra.len()))?;
     if let Some(ct) = content_type {
         h.insert_header(http::header::CONTENT_TYPE, ct)?;
     }

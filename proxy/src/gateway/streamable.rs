@@ -34,7 +34,8 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
     };
     let presented = mh::session_id(headers).map(str::to_owned);
     let limit = req.snapshot.config.limits.max_request_body.0;
-    let body = match read_body(session, limit).await? {
+    let proxy_mode = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
+    let body = match read_body(session, limit, proxy_mode).await? {
         Ok(b) => b,
         Err(BodyFailure::TooLarge(n)) => return too_large(session, n, limit).await,
     };

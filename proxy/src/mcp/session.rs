@@ -177,10 +177,10 @@ impl SessionManager {
         if claims.route != route {
             return Err(SessionRejection::Unknown);
         }
-        if live.ended.load(Ordering::Relaxed) || claims.expires_at <= now_secs() {
+        let now = now_millis();
+        if live.ended.load(Ordering::Relaxed) || claims.expires_at.saturating_mul(1000) <= now {
             return Err(SessionRejection::Ended);
         }
-        let now = now_millis();
         let last = live.last_seen.swap(now, Ordering::Relaxed);
         if now.saturating_sub(last) > self.idle_ttl.as_millis() as u64 {
             self.end(claims.id);
