@@ -11,7 +11,7 @@ use support::backend::{Backend, API_KEY};
 use support::{text, Gateway, Raw};
 
 fn corpus_petstore() -> String {
-    support::workspace().join("../shared/openapi-corpus/petstore/openapi.yaml").display().to_string()
+    support::shared().join("openapi-corpus/petstore/openapi.yaml").display().to_string()
 }
 
 fn petstore_config(backend: &Backend) -> String {

@@ -29,7 +29,7 @@ const TOOLS: &str = r#"
 "#;
 
 fn config() -> String {
-    let twilio = support::workspace().join("../shared/openapi-corpus/twilio/twilio_api_v2010.json");
+    let twilio = support::shared().join("openapi-corpus/twilio/twilio_api_v2010.json");
     format!("session: {{idle_ttl: 2s}}\nlimits: {{max_request_body: 64KiB, max_request_headers: 8KiB}}\nservers:{TOOLS}  - name: twilio\n    type: openapi\n    spec: {}\n    base_url: http://127.0.0.1:9\n", twilio.display())
 }
 

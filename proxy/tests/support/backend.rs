@@ -194,7 +194,7 @@ async fn login(Query(q): Query<BTreeMap<String, String>>) -> Response {
 }
 
 async fn petstore_spec() -> Response {
-    let path = super::workspace().join("../shared/openapi-corpus/petstore/openapi.yaml");
+    let path = super::shared().join("openapi-corpus/petstore/openapi.yaml");
     match std::fs::read_to_string(path) {
         Ok(text) => ([("content-type", "application/yaml")], text).into_response(),
         Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),

@@ -36,6 +36,11 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The shared material (`../shared` beside the checkout, or `MCPGATE_SHARED`).
+pub fn shared() -> PathBuf {
+    std::env::var_os("MCPGATE_SHARED").map(PathBuf::from).unwrap_or_else(|| workspace().join("../shared"))
+}
+
 impl Gateway {
     /// Starts the gateway with `body` (a config without `listen`/`admin`, which are
     /// added with free ports) and waits until `/readyz` answers 200.
