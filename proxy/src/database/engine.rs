@@ -56,14 +56,20 @@ impl MySqlFlavor {
         self.0.store(if version.contains("MariaDB") { FLAVOR_MARIADB } else { FLAVOR_MYSQL }, Ordering::Relaxed);
     }
 
-    /// The statement that sets the per-statement time limit, with its `; `. MySQL's
-    /// `max_execution_time` covers SELECTs only; the client-side deadline covers the rest.
-    fn timeout_sql(&self, ms: u128) -> String {
-        match self.0.load(Ordering::Relaxed) {
+    /// One multi-statement text that sets the per-statement time limit and the session's
+    /// access mode, then opens the transaction. The session mode matters: DDL commits
+    /// implicitly and would otherwise run outside a read-only transaction. MySQL's SET is
+    /// not transactional, so every call sets both again rather than trusting what the last
+    /// call left. MySQL's `max_execution_time` covers SELECTs only; the client-side
+    /// deadline covers the rest.
+    fn begin_sql(&self, ms: u128, read_only: bool) -> String {
+        let limit = match self.0.load(Ordering::Relaxed) {
             FLAVOR_MARIADB => format!("SET SESSION max_statement_time = {}; ", ms as f64 / 1000.0),
             FLAVOR_MYSQL => format!("SET SESSION max_execution_time = {ms}; "),
             _ => String::new(),
-        }
+        };
+        let mode = if read_only { "READ ONLY" } else { "READ WRITE" };
+        format!("{limit}SET SESSION TRANSACTION {mode}; START TRANSACTION {mode}")
     }
 }
 
@@ -166,6 +172,16 @@ fn pool_options<DB: sqlx::Database>(src: &SourceConfig) -> sqlx::pool::PoolOptio
         })
 }
 
+/// After a committed PostgreSQL write: a committed `SET` would outlive the call, so
+/// session defaults (the statement timeout among them) come back for the next one. The
+/// write is already committed, so a failure here must not turn the call into an error:
+/// the connection is closed instead of going back to the pool.
+async fn reset_session(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
+    if conn.execute("RESET ALL").await.is_err() {
+        conn.close_on_drop();
+    }
+}
+
 impl Engine {
     /// Creates the pool (lazily connected). The statement timeout is a property of every
     /// pooled PostgreSQL connection (a startup option), so no statement spends a round trip
@@ -253,20 +269,13 @@ impl Engine {
                 collect_rows!(tx, &mut c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row);
                 if !read_only {
                     tx.commit().await?;
-                    // A committed `SET` would outlive the call; session defaults (the
-                    // statement timeout among them) come back for the next one.
-                    conn.execute("RESET ALL").await?;
+                    reset_session(&mut conn).await;
                 }
             }
             Engine::MySql { pool, flavor, .. } => {
                 let mut conn = pool.acquire().await?;
-                // One round trip (text protocol, several statements) sets the statement
-                // limit and the session's access mode, then opens the transaction. The
-                // session mode matters: DDL commits implicitly and would otherwise run
-                // outside the read-only transaction. MySQL's SET is not transactional, so
-                // every call sets both again rather than trusting what the last call left.
-                let begin = format!("{}SET SESSION TRANSACTION {mode}; START TRANSACTION {mode}", flavor.timeout_sql(ms), mode = if read_only { "READ ONLY" } else { "READ WRITE" });
-                let mut tx = conn.begin_with(AssertSqlSafe(begin)).await?;
+                // One round trip (text protocol) for the limit, the access mode and BEGIN.
+                let mut tx = conn.begin_with(AssertSqlSafe(flavor.begin_sql(ms, read_only))).await?;
                 collect_rows!(tx, &mut c, sql, value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::my_row);
                 if !read_only {
                     tx.commit().await?;
@@ -292,12 +301,12 @@ impl Engine {
                     let mut tx = conn.begin_with("BEGIN READ WRITE").await?;
                     let n = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
                     tx.commit().await?;
-                    conn.execute("RESET ALL").await?;
+                    reset_session(&mut conn).await;
                     n
                 }
                 Engine::MySql { pool, flavor, .. } => {
                     let mut conn = pool.acquire().await?;
-                    let mut tx = conn.begin_with(AssertSqlSafe(format!("{}SET SESSION TRANSACTION READ WRITE; START TRANSACTION READ WRITE", flavor.timeout_sql(ms)))).await?;
+                    let mut tx = conn.begin_with(AssertSqlSafe(flavor.begin_sql(ms, false))).await?;
                     let n = value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
                     tx.commit().await?;
                     n

@@ -7,7 +7,7 @@
 //! their token expires, and last use is tracked for the idle TTL.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -83,8 +83,10 @@ pub struct SessionManager {
     idle_ttl: Duration,
     /// Sessions in use, by id (idle tracking, sweeping, SSE activity).
     live: Cache<u128, Arc<Live>>,
-    /// Tokens that opened, by their text.
-    opened: Cache<Box<str>, Arc<Live>>,
+    /// Tokens that opened, by their text. Weak: an entry lives only while its session is
+    /// in `live`, so ending, sweeping or evicting a session also retires its cached token
+    /// (the next request opens it again and meets the `ended` record).
+    opened: Cache<Box<str>, Weak<Live>>,
     /// Ended sessions, remembered until their tokens expire.
     ended: Cache<u128, ()>,
 }
@@ -169,7 +171,7 @@ impl SessionManager {
 
     /// Validates a token presented on `route` and records its use.
     pub fn check(&self, token: &str, route: &str) -> Result<SessionUse, SessionRejection> {
-        let live = match self.opened.get(token) {
+        let live = match self.opened.get(token).and_then(|w| w.upgrade()) {
             Some(live) => live,
             None => self.admit(token)?,
         };
@@ -198,7 +200,7 @@ impl SessionManager {
         // Issued here, or by another gateway of the fleet or before a restart: adopt it.
         let id = claims.id;
         let live = self.live.get_with(id, || Arc::new(Live { claims, last_seen: AtomicU64::new(now_millis()), ended: AtomicBool::new(false) }));
-        self.opened.insert(token.into(), live.clone());
+        self.opened.insert(token.into(), Arc::downgrade(&live));
         Ok(live)
     }
 
@@ -264,6 +266,19 @@ mod tests {
         let m = mgr();
         let t = m.issue("a", ProtocolVersion::V2025_03_26);
         let id = m.check(&t, "a").unwrap().id;
+        m.end(id);
+        assert_eq!(m.check(&t, "a"), Err(SessionRejection::Ended));
+    }
+
+    #[test]
+    fn a_cached_token_cannot_outlive_its_session() {
+        let m = mgr();
+        let t = m.issue("a", ProtocolVersion::V2025_06_18);
+        let id = m.check(&t, "a").unwrap().id;
+        // The session leaves `live` (as an eviction would) before it is ended: the cached
+        // token must not keep it alive.
+        m.live.invalidate(&id);
+        m.live.run_pending_tasks();
         m.end(id);
         assert_eq!(m.check(&t, "a"), Err(SessionRejection::Ended));
     }
