@@ -74,7 +74,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let state = ctx.proxy.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream call planned"))?;
-        Ok(Box::new(crate::upstream::peer(&state.pending.call.target)))
+        Ok(Box::new(state.pending.call.target.peer.clone()))
     }
 
     async fn upstream_request_filter(&self, _session: &mut Session, upstream: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {

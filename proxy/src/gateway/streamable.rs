@@ -107,8 +107,8 @@ async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut Requ
 
 /// Runs a planned call on the connector and returns the JSON-RPC response.
 pub async fn run_to_completion(req: &Request<'_>, pending: &PendingCall) -> String {
-    match crate::upstream::execute(&req.state.connector, &pending.call).await {
-        Ok(collected) => pending.finish(&pending.route.server.finish_http(pending.tool, &collected.response())),
+    match crate::upstream::execute(&req.state.connector, &pending.call, |response| pending.route.server.finish_http(pending.tool, &response)).await {
+        Ok(result) => pending.finish(&result),
         Err(e) => {
             log::warn!("tool `{}` on `{}`: {e}", pending.route.catalog.entries()[pending.tool].def.name, pending.route.name);
             pending.finish(&e.to_result())

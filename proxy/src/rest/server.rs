@@ -321,7 +321,7 @@ async fn resolve(url: &url::Url, settings: &RestSettings, cache: &mut HashMap<St
     let addr = tokio::net::lookup_host((bare, port)).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?.next().ok_or_else(|| format!("`{host}` has no address"))?;
     let default_port = (tls && port == 443) || (!tls && port == 80);
     let host_header = if default_port { host.clone() } else { format!("{host}:{port}") };
-    let target = Arc::new(UpstreamTarget { addr, tls, sni: bare.to_string(), host_header, connect_timeout: settings.connect_timeout, read_timeout: settings.timeout });
+    let target = Arc::new(UpstreamTarget::new(addr, tls, bare.to_string(), host_header, settings.connect_timeout, settings.timeout));
     cache.insert(key, target.clone());
     Ok(target)
 }

@@ -98,6 +98,16 @@ pub struct UpstreamTarget {
     pub connect_timeout: Duration,
     /// Whole-call timeout: waiting for and reading the response.
     pub read_timeout: Duration,
+    /// The Pingora peer for these settings, built once rather than on every call.
+    pub peer: pingora::upstreams::peer::HttpPeer,
+}
+
+impl UpstreamTarget {
+    /// A target and its prebuilt peer.
+    pub fn new(addr: SocketAddr, tls: bool, sni: String, host_header: String, connect_timeout: Duration, read_timeout: Duration) -> Self {
+        let peer = crate::upstream::peer(addr, tls, &sni, connect_timeout, read_timeout);
+        UpstreamTarget { addr, tls, sni, host_header, connect_timeout, read_timeout, peer }
+    }
 }
 
 /// A fully built upstream HTTP request for one tool call.

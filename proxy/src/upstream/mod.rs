@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use thiserror::Error as ThisError;
@@ -80,14 +80,14 @@ fn readable(e: &Error) -> String {
     out.replace("connect ", "connection ").replace("t l s", "TLS")
 }
 
-/// The Pingora peer for a target.
-pub fn peer(target: &UpstreamTarget) -> HttpPeer {
-    let mut peer = HttpPeer::new(target.addr, target.tls, target.sni.clone());
+/// The Pingora peer for an upstream (kept in its [`UpstreamTarget`]).
+pub fn peer(addr: std::net::SocketAddr, tls: bool, sni: &str, connect_timeout: Duration, read_timeout: Duration) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, tls, sni.to_string());
     let o = &mut peer.options;
-    o.connection_timeout = Some(target.connect_timeout);
-    o.total_connection_timeout = Some(target.connect_timeout);
-    o.read_timeout = Some(target.read_timeout);
-    o.write_timeout = Some(target.read_timeout);
+    o.connection_timeout = Some(connect_timeout);
+    o.total_connection_timeout = Some(connect_timeout);
+    o.read_timeout = Some(read_timeout);
+    o.write_timeout = Some(read_timeout);
     o.idle_timeout = Some(POOL_IDLE);
     peer
 }
@@ -106,23 +106,6 @@ pub fn request_header(call: &HttpCall) -> pingora_error::Result<RequestHeader> {
     // close the connection, which defeats pooling.
     req.insert_header(http::header::CONTENT_LENGTH, call.body.len())?;
     Ok(req)
-}
-
-/// A finished upstream exchange.
-pub struct Collected {
-    /// Response header.
-    pub header: ResponseHeader,
-    /// Body, capped.
-    pub body: Bytes,
-    /// Whether the cap cut the body.
-    pub truncated: bool,
-}
-
-impl Collected {
-    /// The view handed to `ToolServer::finish_http`.
-    pub fn response(&self) -> UpstreamResponse<'_> {
-        UpstreamResponse { status: self.header.status.as_u16(), headers: &self.header.headers, body: &self.body, truncated: self.truncated }
-    }
 }
 
 /// Appends `chunk` to `body` up to `cap`; returns false once the cap is hit.
@@ -179,22 +162,24 @@ impl ChunkedBody {
     }
 }
 
-/// Runs a call to completion through Pingora's connector (pooled, TLS).
-pub async fn execute(connector: &Connector, call: &HttpCall) -> Result<Collected, UpstreamError> {
+/// Runs a call to completion through Pingora's connector (pooled, TLS) and hands the
+/// response to `finish` while the connection still holds its header, so the header is
+/// read in place rather than copied out.
+pub async fn execute<R>(connector: &Connector, call: &HttpCall, finish: impl FnOnce(UpstreamResponse<'_>) -> R) -> Result<R, UpstreamError> {
     let target = &call.target;
     // `read_timeout` is the whole-call limit (`timeout:` in the config); connecting has its
     // own, shorter limit in the peer options.
-    match tokio::time::timeout(target.read_timeout, exchange(connector, call)).await {
+    match tokio::time::timeout(target.read_timeout, exchange(connector, call, finish)).await {
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout { addr: target.host_header.clone(), timeout: target.read_timeout }),
     }
 }
 
-async fn exchange(connector: &Connector, call: &HttpCall) -> Result<Collected, UpstreamError> {
+async fn exchange<R>(connector: &Connector, call: &HttpCall, finish: impl FnOnce(UpstreamResponse<'_>) -> R) -> Result<R, UpstreamError> {
     let target = &call.target;
-    let peer = peer(target);
+    let peer = &target.peer;
     let fail = |e: Box<Error>| UpstreamError::from_pingora(&e, target);
-    let (mut session, _reused) = connector.get_http_session(&peer).await.map_err(fail)?;
+    let (mut session, _reused) = connector.get_http_session(peer).await.map_err(fail)?;
     let header = request_header(call).map_err(fail)?;
     session.write_request_header(Box::new(header)).await.map_err(fail)?;
     if !call.body.is_empty() {
@@ -202,7 +187,6 @@ async fn exchange(connector: &Connector, call: &HttpCall) -> Result<Collected, U
     }
     session.finish_request_body().await.map_err(fail)?;
     session.read_response_header().await.map_err(fail)?;
-    let header = session.response_header().cloned().ok_or_else(|| UpstreamError::Io { addr: target.host_header.clone(), detail: "no response header".into() })?;
     let mut body = ChunkedBody::default();
     let mut truncated = false;
     while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
@@ -212,13 +196,15 @@ async fn exchange(connector: &Connector, call: &HttpCall) -> Result<Collected, U
         }
     }
     let body = body.finish();
+    let header = session.response_header().ok_or_else(|| UpstreamError::Io { addr: target.host_header.clone(), detail: "no response header".into() })?;
+    let out = finish(UpstreamResponse { status: header.status.as_u16(), headers: &header.headers, body: &body, truncated });
     if truncated {
         // Draining an oversized body only to pool the connection is not worth it.
         session.shutdown().await;
     } else {
-        connector.release_http_session(session, &peer, Some(POOL_IDLE)).await;
+        connector.release_http_session(session, peer, Some(POOL_IDLE)).await;
     }
-    Ok(Collected { header, body, truncated })
+    Ok(out)
 }
 
 #[cfg(test)]
