@@ -3,12 +3,17 @@
 # HTTP with a session, driven by oha) vs. the same SELECT through sqlx directly with the
 # same pool size, in one run. Prints both throughputs, p50/p99 and the ratio (goal >= 0.8).
 #
-#   loadtest/db-bench.sh            # DURATION=10 CONNECTIONS=64 POOL=8, PostgreSQL on :5432
+# Both sides get the same pool size, the same number of runtime worker threads (THREADS)
+# and the same TLS support (sqlx-direct is built with the gateway's TLS feature, so the
+# same URL negotiates the same transport).
+#
+#   loadtest/db-bench.sh            # DURATION=10 CONNECTIONS=64 POOL=8 THREADS=1, PostgreSQL on :5432
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 POOL=${POOL:-8}
+THREADS=${THREADS:-1}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}/release
 OUT=${OUT:-$PWD/loadtest/out}
@@ -21,7 +26,7 @@ GW=127.0.0.1:18400 ADMIN=127.0.0.1:18401
 cat > "$OUT/db.yaml" <<YAML
 listen: ["$GW"]
 admin: {listen: "$ADMIN"}
-pingora: {threads: 1}
+pingora: {threads: $THREADS}
 servers:
   - name: db
     type: database
@@ -37,16 +42,16 @@ curl -s "${H[@]}" -H "mcp-session-id: $SID" "http://$GW/mcp/db" -d "$CALL" | gre
 
 oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" >/dev/null 2>&1 || true
 oha --no-tui --output-format json -z "${DURATION}s" -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" > "$OUT/db-gateway.json"
-"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" default > "$OUT/db-direct.json"
-"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" gateway > "$OUT/db-direct-gwpool.json"
+"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" default "$THREADS" > "$OUT/db-direct.json"
+"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" gateway "$THREADS" > "$OUT/db-direct-gwpool.json"
 
-python3 - "$OUT" "$CONNECTIONS" "$POOL" "$DURATION" <<'PY'
+python3 - "$OUT" "$CONNECTIONS" "$POOL" "$DURATION" "$THREADS" <<'PY'
 import json, sys
-out, conns, pool, dur = sys.argv[1:]
+out, conns, pool, dur, threads = sys.argv[1:]
 g = json.load(open(f"{out}/db-gateway.json")); d = json.load(open(f"{out}/db-direct.json")); t = json.load(open(f"{out}/db-direct-gwpool.json"))
 codes = g.get("statusCodeDistribution", {})
 gw = dict(rps=g["summary"]["requestsPerSec"], p50=g["latencyPercentiles"]["p50"] * 1000, p99=g["latencyPercentiles"]["p99"] * 1000)
-print(f"\nPK SELECT, {conns} concurrent clients, pool of {pool}, {dur}s each\n")
+print(f"\nPK SELECT, {conns} concurrent clients, pool of {pool}, {threads} worker thread(s) each side, {dur}s each\n")
 print(f"{'path':<24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
 print(f"{'sqlx directly':<24} {d['rps']:>9.0f} {d['p50_ms']:>8.3f} {d['p99_ms']:>8.3f}   (sqlx's default pool)")
 print(f"{'sqlx, gateway pool':<24} {t['rps']:>9.0f} {t['p50_ms']:>8.3f} {t['p99_ms']:>8.3f}   (mcpgate's acquire policy)")

@@ -2,7 +2,11 @@
 //! and prints requests/s, p50 and p99 as JSON: the baseline the gateway's `query` tool is
 //! compared with in `loadtest/db-bench.sh`.
 //!
-//! `sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway]`
+//! `sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway] [THREADS]`
+//!
+//! It is built with the same TLS support as the gateway, so the same URL gets the same
+//! transport (with `sslmode=prefer`, TLS whenever the server offers it), and it runs on
+//! `THREADS` runtime worker threads (default 1), as many as the gateway is given.
 //!
 //! `default` (the default) uses sqlx's pool defaults, which ping every connection on
 //! acquire; `gateway` uses mcpgate's pool policy (ping only connections idle for over a
@@ -10,14 +14,22 @@
 
 use std::time::{Duration, Instant};
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let threads = args.get(6).and_then(|t| t.parse().ok()).unwrap_or(1usize).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap_or_else(|e| {
+        eprintln!("sqlx-direct: cannot start the runtime: {e}");
+        std::process::exit(1)
+    });
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Vec<String>) {
     let (url, pool_size, conc, secs, policy) = match args.as_slice() {
         [_, u, p, c, s] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10), "default"),
-        [_, u, p, c, s, m] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10), m.as_str()),
+        [_, u, p, c, s, m, ..] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10), m.as_str()),
         _ => {
-            eprintln!("usage: sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway]");
+            eprintln!("usage: sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway] [THREADS]");
             std::process::exit(2)
         }
     };
