@@ -57,7 +57,7 @@ async fn exercise(gw: &Gateway, rw: &str, ro: &str, table: &str, placeholder: &s
     ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL, note VARCHAR(200))")})).await);
     for i in 1..=8 {
         let sql = format!("INSERT INTO {table} (id, name, note) VALUES ({p1}, {p2}, {p3})", p1 = ph(placeholder, 1), p2 = ph(placeholder, 2), p3 = ph(placeholder, 3));
-        ok(&w.call("execute", json!({"sql": sql, "params": [i, format!("row {i}"), null]})).await);
+        assert_eq!(ok(&w.call("execute", json!({"sql": sql, "params": [i, format!("row {i}"), null]})).await)["rows_affected"], 1);
     }
 
     // The read-only server has no execute tool at all.
@@ -77,7 +77,9 @@ async fn exercise(gw: &Gateway, rw: &str, ro: &str, table: &str, placeholder: &s
     assert_eq!((q["row_count"].as_u64(), q["truncated"].as_bool()), (Some(5), Some(true)));
     assert_eq!(q["columns"], json!(["id", "name"]));
     assert_eq!(q["rows"][0], json!([1, "row 1"]));
-    ok(&w.call("execute", json!({"sql": format!("UPDATE {table} SET note = {}", ph(placeholder, 1)), "params": ["x".repeat(190)]})).await);
+    let updated = w.call("execute", json!({"sql": format!("UPDATE {table} SET note = {}", ph(placeholder, 1)), "params": ["x".repeat(190)]})).await;
+    assert_eq!(ok(&updated)["rows_affected"], 8, "{updated}");
+    assert_eq!(updated["content"][0]["text"], "8 row(s) affected");
     let q = ok(&r.call("query", json!({"sql": format!("SELECT note, note AS n2, note AS n3, note AS n4, note AS n5, note AS n6 FROM {table} ORDER BY id")})).await).clone();
     assert_eq!(q["truncated"], true, "the 4 KiB size cap cuts before the row cap");
     assert_eq!(q["row_count"], 3);
@@ -267,4 +269,27 @@ async fn dead_database_answers_is_error_and_recovers_without_restart() {
     let r = c.call("query", json!({"sql": "SELECT 1 AS one"})).await;
     // (PostgreSQL trusts loopback here, so the password in the URL does not matter.)
     assert_eq!(ok(&r)["rows"], json!([[1]]), "{}", gw.log_text());
+}
+
+#[tokio::test]
+async fn sqlite_execute_writes_through_the_read_write_connection_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let seed = dir.path().join("seed.sql");
+    std::fs::write(&seed, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\n").unwrap();
+    let lite = |name: &str, access: &str| format!("  - name: {name}\n    type: database\n    source: {{url: \"{url}\", seed: {}}}\n    access: {access}\n", seed.display());
+    let gw = Gateway::start(&format!("servers:\n{}{}", lite("lite-rw", "read-write"), lite("lite", "read-only")));
+    let w = session(&gw, "lite-rw").await;
+    let r = session(&gw, "lite").await;
+    for i in 1..=3 {
+        assert_eq!(ok(&w.call("execute", json!({"sql": "INSERT INTO t (id, v) VALUES (?, ?)", "params": [i, format!("v{i}")]})).await)["rows_affected"], 1);
+    }
+    let updated = w.call("execute", json!({"sql": "UPDATE t SET v = ? WHERE id > ?", "params": ["x", 1]})).await;
+    assert_eq!(ok(&updated)["rows_affected"], 2, "{updated}");
+    // A failing statement changes nothing and says why.
+    refused(&w.call("execute", json!({"sql": "INSERT INTO t (id, v) VALUES (1, 'dup')"})).await);
+    // The read-only server's query cannot write, even with a statement that would.
+    refused(&r.call("query", json!({"sql": "DELETE FROM t"})).await);
+    let q = ok(&r.call("query", json!({"sql": "SELECT id, v FROM t ORDER BY id"})).await).clone();
+    assert_eq!(q["rows"], json!([[1, "v1"], [2, "x"], [3, "x"]]));
 }

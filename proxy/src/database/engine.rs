@@ -87,9 +87,13 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// `{columns, rows, row_count, truncated}` (+ `rows_affected` for writes).
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({"columns": self.columns, "rows": self.rows, "row_count": self.rows.len(), "truncated": self.truncated});
+    /// `{columns, rows, row_count, truncated}` (+ `rows_affected` for writes); moves the
+    /// values rather than copying them.
+    pub fn into_json(self) -> Value {
+        let row_count = self.rows.len();
+        let columns = self.columns.into_iter().map(Value::String).collect();
+        let rows = self.rows.into_iter().map(Value::Array).collect();
+        let mut v = json!({"columns": Value::Array(columns), "rows": Value::Array(rows), "row_count": row_count, "truncated": self.truncated});
         if let Some(n) = self.rows_affected {
             v["rows_affected"] = json!(n);
         }
@@ -117,7 +121,7 @@ impl<'a> Collector<'a> {
             self.out.truncated = true;
             return false;
         }
-        self.bytes += values.iter().map(|v| v.to_string().len() + 1).sum::<usize>();
+        self.bytes += values.iter().map(|v| json_len(v) + 1).sum::<usize>();
         if self.bytes > self.limits.max_response_bytes.0 {
             self.out.truncated = true;
             return false;
@@ -125,6 +129,24 @@ impl<'a> Collector<'a> {
         self.out.rows.push(values);
         true
     }
+}
+
+/// The length of a value's JSON text, counted without building the text.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut n, v);
+    n.0
 }
 
 /// Streams a statement's rows into the collector under its caps; when no row came back,
@@ -141,6 +163,26 @@ macro_rules! collect_rows {
         }
         if $c.out.columns.is_empty() {
             $c.out.columns = names((&mut *$conn).prepare(AssertSqlSafe($sql.to_string()).into_sql_str()).await?.columns());
+        }
+    }};
+}
+
+/// What a statement's caller wants back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// The rows (`query`, custom SQL tools).
+    Rows,
+    /// The number of rows affected (`execute`).
+    Affected,
+}
+
+/// Runs the bound statement for what the caller wants: rows into the collector, or the
+/// affected-row count.
+macro_rules! statement_body {
+    ($conn:expr, $c:expr, $sql:expr, $query:expr, $decode:path, $want:expr) => {{
+        match $want {
+            Want::Rows => collect_rows!($conn, $c, $sql, $query, $decode),
+            Want::Affected => $c.out.rows_affected = Some($query.execute(&mut *$conn).await?.rows_affected()),
         }
     }};
 }
@@ -241,20 +283,31 @@ impl Engine {
 
     /// Runs one read-only statement with `params` bound, under the caps.
     pub async fn query(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, String> {
-        self.run(sql, params, limits, true).await
+        self.statement(sql, params, limits, true, Want::Rows).await
     }
 
     /// Runs one statement and returns its rows; `read_only` picks a read-only transaction
     /// (rolled back) or a read-write one (committed).
     pub async fn run(&self, sql: &str, params: &[Value], limits: &DbLimits, read_only: bool) -> Result<Rows, String> {
-        let work = self.query_inner(sql, params, limits, read_only);
+        self.statement(sql, params, limits, read_only, Want::Rows).await
+    }
+
+    /// Runs one writing statement in its own transaction and reports the rows affected.
+    pub async fn execute(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, String> {
+        self.statement(sql, params, limits, false, Want::Affected).await
+    }
+
+    /// The one path every statement takes: transaction, statement limit, client-side
+    /// deadline and scrubbed errors are the same whatever the caller wants back.
+    async fn statement(&self, sql: &str, params: &[Value], limits: &DbLimits, read_only: bool, want: Want) -> Result<Rows, String> {
+        let work = self.statement_inner(sql, params, limits, read_only, want);
         match tokio::time::timeout(limits.statement_timeout.0 + Duration::from_millis(500), work).await {
             Ok(r) => r.map_err(|e| self.scrub(&e)),
             Err(_) => Err(format!("the statement did not finish within {:?} (statement_timeout)", limits.statement_timeout.0)),
         }
     }
 
-    async fn query_inner(&self, sql: &str, params: &[Value], limits: &DbLimits, read_only: bool) -> Result<Rows, sqlx::Error> {
+    async fn statement_inner(&self, sql: &str, params: &[Value], limits: &DbLimits, read_only: bool, want: Want) -> Result<Rows, sqlx::Error> {
         let mut c = Collector::new(limits);
         let ms = limits.statement_timeout.0.as_millis().max(1);
         match self {
@@ -266,7 +319,7 @@ impl Engine {
                 // release ping sends, so the rollback costs no round trip of its own and
                 // any `SET` the statement made is undone with it.
                 let mut tx = conn.begin_with(if read_only { "BEGIN READ ONLY" } else { "BEGIN READ WRITE" }).await?;
-                collect_rows!(tx, &mut c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row);
+                statement_body!(tx, &mut c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row, want);
                 if !read_only {
                     tx.commit().await?;
                     reset_session(&mut conn).await;
@@ -276,7 +329,7 @@ impl Engine {
                 let mut conn = pool.acquire().await?;
                 // One round trip (text protocol) for the limit, the access mode and BEGIN.
                 let mut tx = conn.begin_with(AssertSqlSafe(flavor.begin_sql(ms, read_only))).await?;
-                collect_rows!(tx, &mut c, sql, value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::my_row);
+                statement_body!(tx, &mut c, sql, value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::my_row, want);
                 if !read_only {
                     tx.commit().await?;
                 }
@@ -284,47 +337,13 @@ impl Engine {
                 // the connection back.
             }
             Engine::Sqlite { ro, rw } => {
+                // One statement on a read-only connection, or autocommitted on the single
+                // read-write one: atomic either way, no transaction needed.
                 let mut conn = if read_only { ro.acquire().await? } else { rw.acquire().await? };
-                collect_rows!(conn, &mut c, sql, value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::lite_row);
+                statement_body!(conn, &mut c, sql, value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::lite_row, want);
             }
         }
         Ok(c.out)
-    }
-
-    /// Runs one writing statement in its own transaction, under the statement timeout.
-    pub async fn execute(&self, sql: &str, params: &[Value], limits: &DbLimits) -> Result<Rows, String> {
-        let ms = limits.statement_timeout.0.as_millis().max(1);
-        let work = async {
-            let affected = match self {
-                Engine::Postgres { pool, .. } => {
-                    let mut conn = pool.acquire().await?;
-                    let mut tx = conn.begin_with("BEGIN READ WRITE").await?;
-                    let n = value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
-                    tx.commit().await?;
-                    reset_session(&mut conn).await;
-                    n
-                }
-                Engine::MySql { pool, flavor, .. } => {
-                    let mut conn = pool.acquire().await?;
-                    let mut tx = conn.begin_with(AssertSqlSafe(flavor.begin_sql(ms, false))).await?;
-                    let n = value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
-                    tx.commit().await?;
-                    n
-                }
-                Engine::Sqlite { rw, .. } => {
-                    let mut tx = rw.begin().await?;
-                    let n = value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected();
-                    tx.commit().await?;
-                    n
-                }
-            };
-            Ok::<u64, sqlx::Error>(affected)
-        };
-        match tokio::time::timeout(limits.statement_timeout.0 + Duration::from_millis(500), work).await {
-            Ok(Ok(n)) => Ok(Rows { rows_affected: Some(n), ..Default::default() }),
-            Ok(Err(e)) => Err(self.scrub(&e)),
-            Err(_) => Err(format!("the statement did not finish within {:?} (statement_timeout)", limits.statement_timeout.0)),
-        }
     }
 
     /// Schemas, tables and views, with a row estimate where the engine keeps one.
@@ -418,4 +437,25 @@ async fn seed_sqlite(path: &Path, script: &Path) -> Result<(), DatabaseError> {
     tokio::fs::rename(&tmp, path).await.map_err(|e| DatabaseError::Seed(e.to_string()))?;
     log::info!("created SQLite database {} from {}", path.display(), script.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_len, Rows};
+    use serde_json::json;
+
+    #[test]
+    fn json_len_counts_the_serialized_text() {
+        for v in [json!(null), json!(12.5), json!("a \"quoted\" é\n"), json!([1, {"k": [true]}])] {
+            assert_eq!(json_len(&v), v.to_string().len(), "{v}");
+        }
+    }
+
+    #[test]
+    fn rows_become_the_documented_object() {
+        let rows = Rows { columns: vec!["id".into(), "name".into()], rows: vec![vec![json!(1), json!("a")]], truncated: true, rows_affected: None };
+        assert_eq!(rows.into_json(), json!({"columns": ["id", "name"], "rows": [[1, "a"]], "row_count": 1, "truncated": true}));
+        let write = Rows { rows_affected: Some(3), ..Default::default() };
+        assert_eq!(write.into_json(), json!({"columns": [], "rows": [], "row_count": 0, "truncated": false, "rows_affected": 3}));
+    }
 }

@@ -120,7 +120,10 @@ fn table_text(rows: &Rows) -> String {
 
 fn rows_result(r: Result<Rows, String>) -> CallToolResult {
     match r {
-        Ok(rows) => CallToolResult { content: vec![Content::Text { text: table_text(&rows) }], structured_content: Some(rows.to_json().into()), is_error: false },
+        Ok(rows) => {
+            let text = table_text(&rows);
+            CallToolResult { content: vec![Content::Text { text }], structured_content: Some(rows.into_json().into()), is_error: false }
+        }
         Err(e) => CallToolResult::error(e),
     }
 }

@@ -86,10 +86,6 @@ pub enum CallOutcome {
 /// Where an [`HttpCall`] goes: built once per snapshot, off the hot path (DNS resolved).
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
-    /// Resolved socket address.
-    pub addr: SocketAddr,
-    /// Whether to speak TLS.
-    pub tls: bool,
     /// TLS server name (and default `Host`).
     pub sni: String,
     /// `Host` header value (`host[:port]`).
@@ -98,15 +94,16 @@ pub struct UpstreamTarget {
     pub connect_timeout: Duration,
     /// Whole-call timeout: waiting for and reading the response.
     pub read_timeout: Duration,
-    /// The Pingora peer for these settings, built once rather than on every call.
+    /// The Pingora peer (resolved address, TLS, timeouts), built once rather than on
+    /// every call.
     pub peer: pingora::upstreams::peer::HttpPeer,
 }
 
 impl UpstreamTarget {
-    /// A target and its prebuilt peer.
+    /// A target for the resolved `addr` and its prebuilt peer.
     pub fn new(addr: SocketAddr, tls: bool, sni: String, host_header: String, connect_timeout: Duration, read_timeout: Duration) -> Self {
         let peer = crate::upstream::peer(addr, tls, &sni, connect_timeout, read_timeout);
-        UpstreamTarget { addr, tls, sni, host_header, connect_timeout, read_timeout, peer }
+        UpstreamTarget { sni, host_header, connect_timeout, read_timeout, peer }
     }
 }
 
