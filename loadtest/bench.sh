@@ -41,11 +41,12 @@ fi
 
 BACKEND=127.0.0.1:18200 PASS=127.0.0.1:18100 GW=127.0.0.1:18300 ADMIN=127.0.0.1:18301
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# SIGINT: Pingora's fast shutdown (SIGTERM would drain for minutes, holding a piped stdout open).
+cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 "${LOAD[@]}" "$TARGET/backend" --listen $BACKEND --threads "$THREADS" & pids+=($!)
-"${PROXY[@]}" "$TARGET/passthrough" --listen $PASS --upstream $BACKEND --threads "$THREADS" 2>"$OUT/passthrough.log" & pids+=($!); PASS_PID=$!
+"${PROXY[@]}" "$TARGET/passthrough" --listen $PASS --upstream $BACKEND --threads "$THREADS" >"$OUT/passthrough.log" 2>&1 & pids+=($!); PASS_PID=$!
 cat > "$OUT/mcpgate.yaml" <<YAML
 listen: ["$GW"]
 admin: {listen: "$ADMIN"}
@@ -56,7 +57,7 @@ servers:
     spec: $PWD/loadtest/backend/openapi.yaml
     base_url: http://$BACKEND
 YAML
-RUST_LOG=warn "${PROXY[@]}" "$TARGET/mcpgate" --config "$OUT/mcpgate.yaml" 2>"$OUT/mcpgate.log" & pids+=($!); GW_PID=$!
+RUST_LOG=warn "${PROXY[@]}" "$TARGET/mcpgate" --config "$OUT/mcpgate.yaml" >"$OUT/mcpgate.log" 2>&1 & pids+=($!); GW_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && curl -sf "http://$BACKEND/items/1" >/dev/null && break; sleep 0.1; done
 
 H=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')

@@ -32,8 +32,9 @@ servers:
     type: database
     source: {url: "$PG", pool_size: $POOL}
 YAML
-RUST_LOG=warn "$TARGET/mcpgate" --config "$OUT/db.yaml" 2>"$OUT/db-gw.log" & GWPID=$!
-trap 'kill $GWPID 2>/dev/null || true' EXIT
+RUST_LOG=warn "$TARGET/mcpgate" --config "$OUT/db.yaml" >"$OUT/db-gw.log" 2>&1 & GWPID=$!
+# SIGINT: Pingora's fast shutdown (SIGTERM would drain for minutes).
+trap 'kill -INT $GWPID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
 H=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
 SID=$(curl -s -D - -o /dev/null "${H[@]}" "http://$GW/mcp/db" -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' | awk 'tolower($1)=="mcp-session-id:"{print $2}' | tr -d '\r')
@@ -43,20 +44,20 @@ curl -s "${H[@]}" -H "mcp-session-id: $SID" "http://$GW/mcp/db" -d "$CALL" | gre
 oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" >/dev/null 2>&1 || true
 oha --no-tui --output-format json -z "${DURATION}s" -c "$CONNECTIONS" -m POST "${H[@]}" -H "mcp-session-id: $SID" -d "$CALL" "http://$GW/mcp/db" > "$OUT/db-gateway.json"
 "$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" default "$THREADS" > "$OUT/db-direct.json"
-"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" gateway "$THREADS" > "$OUT/db-direct-gwpool.json"
+"$TARGET/sqlx-direct" "$PG" "$POOL" "$CONNECTIONS" "$DURATION" lean "$THREADS" > "$OUT/db-direct-lean.json"
 
 python3 - "$OUT" "$CONNECTIONS" "$POOL" "$DURATION" "$THREADS" <<'PY'
 import json, sys
 out, conns, pool, dur, threads = sys.argv[1:]
-g = json.load(open(f"{out}/db-gateway.json")); d = json.load(open(f"{out}/db-direct.json")); t = json.load(open(f"{out}/db-direct-gwpool.json"))
+g = json.load(open(f"{out}/db-gateway.json")); d = json.load(open(f"{out}/db-direct.json")); t = json.load(open(f"{out}/db-direct-lean.json"))
 codes = g.get("statusCodeDistribution", {})
 gw = dict(rps=g["summary"]["requestsPerSec"], p50=g["latencyPercentiles"]["p50"] * 1000, p99=g["latencyPercentiles"]["p99"] * 1000)
 print(f"\nPK SELECT, {conns} concurrent clients, pool of {pool}, {threads} worker thread(s) each side, {dur}s each\n")
 print(f"{'path':<24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
 print(f"{'sqlx directly':<24} {d['rps']:>9.0f} {d['p50_ms']:>8.3f} {d['p99_ms']:>8.3f}   (sqlx's default pool)")
-print(f"{'sqlx, gateway pool':<24} {t['rps']:>9.0f} {t['p50_ms']:>8.3f} {t['p99_ms']:>8.3f}   (mcpgate's acquire policy)")
+print(f"{'sqlx, lean pool':<24} {t['rps']:>9.0f} {t['p50_ms']:>8.3f} {t['p99_ms']:>8.3f}   (acquire ping only after 1 s idle)")
 print(f"{'mcpgate query tool':<24} {gw['rps']:>9.0f} {gw['p50']:>8.3f} {gw['p99']:>8.3f}   (HTTP 200: {codes.get('200', 0)} of {sum(codes.values())})")
 r = gw["rps"] / d["rps"]
 print(f"\nmcpgate / sqlx throughput:              {r:.3f}  (target >= 0.8: {'met' if r >= 0.8 else 'NOT met'})")
-print(f"mcpgate / sqlx with the gateway's pool: {gw['rps'] / t['rps']:.3f}  (the gateway's cost alone: HTTP, JSON-RPC, the read-only transaction)")
+print(f"mcpgate / sqlx with the lean pool:      {gw['rps'] / t['rps']:.3f}  (against sqlx's leanest setting, with no HTTP and no transaction)")
 PY

@@ -161,6 +161,59 @@ async fn postgres_instance_tools_caps_and_read_only() {
     ok(&w.call("execute", json!({"sql": format!("DROP TYPE {ty}")})).await);
 }
 
+/// Under load the gateway hands a PostgreSQL connection to the next call already inside a
+/// fresh `BEGIN READ ONLY` and writes each call's ROLLBACK without waiting for it. Neither
+/// may leave a lock or a transaction behind: right after a burst a DDL statement gets its
+/// exclusive lock at once, and a moment later no connection of the gateway's is idle in a
+/// transaction, nor an advisory lock. Calls on handed-over connections still refuse writes,
+/// and `execute` still commits.
+#[tokio::test]
+async fn postgres_pooled_transactions_leave_no_lock_or_open_transaction() {
+    use sqlx::Connection as _;
+    if !reachable(5432) {
+        return;
+    }
+    let app = unique("mcpgate_park");
+    let url = format!("{PG}?application_name={app}");
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", &url, "read-write"), server("pg", &url, "read-only")));
+    let w = session(&gw, "pg-rw").await;
+    let r = session(&gw, "pg").await;
+    let table = unique("mcpgate_pg_park");
+    ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {table} (id int PRIMARY KEY, name text)")})).await);
+    ok(&w.call("execute", json!({"sql": format!("INSERT INTO {table} SELECT g, 'row ' || g FROM generate_series(1, 8) g")})).await);
+    for _ in 0..3 {
+        // 24 concurrent calls on a pool of 3: most connections change hands while others wait.
+        let calls = (0..24).map(|i| r.call("query", json!({"sql": format!("SELECT name FROM {table} WHERE id = $1"), "params": [i % 8 + 1]})));
+        for (i, res) in futures::future::join_all(calls).await.iter().enumerate() {
+            assert_eq!(ok(res)["rows"][0][0], format!("row {}", i % 8 + 1), "{res}");
+        }
+        let writes = (0..6).map(|_| r.call("query", json!({"sql": format!("DELETE FROM {table}")})));
+        for res in futures::future::join_all(writes).await {
+            refused(&res);
+        }
+        let inserts = (0..6).map(|i| w.call("execute", json!({"sql": format!("INSERT INTO {table} VALUES ($1, 'new') ON CONFLICT (id) DO UPDATE SET name = excluded.name"), "params": [100 + i]})));
+        for res in futures::future::join_all(inserts).await {
+            assert_eq!(ok(&res)["rows_affected"], 1, "{res}");
+        }
+    }
+    // A session-level advisory lock outlives a rollback; the gateway releases it.
+    let key = 700_000 + i64::from(rand_suffix() % 100_000);
+    ok(&r.call("query", json!({"sql": "SELECT pg_advisory_lock($1)", "params": [key]})).await);
+    let mut admin = sqlx::PgConnection::connect(PG).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut admin).await.unwrap();
+    assert!(free, "the advisory lock a call took went with its connection back to the pool");
+    sqlx::raw_sql("SELECT pg_advisory_unlock_all(); SET lock_timeout = '2s'").execute(&mut admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER TABLE {table} ADD COLUMN extra int"))).execute(&mut admin).await.expect("no pooled connection may keep a lock on the table");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let states: Vec<(String,)> = sqlx::query_as("SELECT coalesce(state, '') FROM pg_stat_activity WHERE application_name = $1").bind(&app).fetch_all(&mut admin).await.unwrap();
+    assert!(!states.is_empty(), "the gateway's connections are visible by application_name");
+    assert!(states.iter().all(|(s,)| s == "idle"), "pooled connections idle outside any transaction: {states:?}");
+    let q = ok(&r.call("query", json!({"sql": format!("SELECT count(*) FROM {table}")})).await).clone();
+    assert_eq!(q["rows"][0][0], 14);
+    ok(&w.call("execute", json!({"sql": format!("DROP TABLE {table}")})).await);
+}
+
 #[tokio::test]
 async fn mariadb_instance_tools_caps_and_read_only() {
     if !reachable(3306) {

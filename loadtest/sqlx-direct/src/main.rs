@@ -2,15 +2,16 @@
 //! and prints requests/s, p50 and p99 as JSON: the baseline the gateway's `query` tool is
 //! compared with in `loadtest/db-bench.sh`.
 //!
-//! `sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway] [THREADS]`
+//! `sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|lean] [THREADS]`
 //!
 //! It is built with the same TLS support as the gateway, so the same URL gets the same
 //! transport (with `sslmode=prefer`, TLS whenever the server offers it), and it runs on
 //! `THREADS` runtime worker threads (default 1), as many as the gateway is given.
 //!
 //! `default` (the default) uses sqlx's pool defaults, which ping every connection on
-//! acquire; `gateway` uses mcpgate's pool policy (ping only connections idle for over a
-//! second), so the two runs separate the pool policy from the gateway's own cost.
+//! acquire; `lean` pings only connections idle for over a second (sqlx still pings each
+//! connection it takes back): the leanest sqlx pool, a stricter reference than what a
+//! sqlx user gets by default.
 
 use std::time::{Duration, Instant};
 
@@ -29,12 +30,12 @@ async fn run(args: Vec<String>) {
         [_, u, p, c, s] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10), "default"),
         [_, u, p, c, s, m, ..] => (u.clone(), p.parse().unwrap_or(8), c.parse().unwrap_or(64), s.parse().unwrap_or(10), m.as_str()),
         _ => {
-            eprintln!("usage: sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|gateway] [THREADS]");
+            eprintln!("usage: sqlx-direct URL POOL_SIZE CONCURRENCY SECONDS [default|lean] [THREADS]");
             std::process::exit(2)
         }
     };
     let mut options = sqlx::postgres::PgPoolOptions::new().max_connections(pool_size);
-    if policy == "gateway" {
+    if policy == "lean" {
         options = options.test_before_acquire(false).before_acquire(|conn, meta| {
             Box::pin(async move {
                 if meta.idle_for > Duration::from_secs(1) {

@@ -10,10 +10,11 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use serde_json::{json, Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Column, Connection, Executor, Row, SqlSafeStr, Statement};
 
+use super::pgpool::{self, PgPool};
 use super::value;
 use super::{DatabaseError, DbLimits, SourceConfig};
 
@@ -191,13 +192,10 @@ fn names<C: Column>(cols: &[C]) -> Vec<String> {
     cols.iter().map(|c| c.name().to_string()).collect()
 }
 
-/// A connection idle for longer than this is pinged before it is handed out.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
-
-/// Pool settings shared by the server engines. sqlx already pings every connection when it
-/// is released (which also flushes a queued `ROLLBACK`), so a connection that was busy a
-/// moment ago is known to be alive; only one that sat idle is pinged again on acquire
-/// (sqlx's default pings on every acquire, one more round trip per statement).
+/// sqlx pool settings (MySQL). sqlx already pings every connection when it is released
+/// (which also flushes a queued `ROLLBACK`), so a connection that was busy a moment ago is
+/// known to be alive; only one that sat idle is pinged again on acquire (sqlx's default
+/// pings on every acquire, one more round trip per statement).
 fn pool_options<DB: sqlx::Database>(src: &SourceConfig) -> sqlx::pool::PoolOptions<DB> {
     sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(src.pool_size.max(1))
@@ -206,7 +204,7 @@ fn pool_options<DB: sqlx::Database>(src: &SourceConfig) -> sqlx::pool::PoolOptio
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for > PING_IF_IDLE_FOR {
+                if meta.idle_for > super::PING_IF_IDLE_FOR {
                     sqlx::Connection::ping(conn).await?;
                 }
                 Ok(true)
@@ -214,14 +212,17 @@ fn pool_options<DB: sqlx::Database>(src: &SourceConfig) -> sqlx::pool::PoolOptio
         })
 }
 
-/// After a committed PostgreSQL write: a committed `SET` would outlive the call, so
-/// session defaults (the statement timeout among them) come back for the next one. The
-/// write is already committed, so a failure here must not turn the call into an error:
-/// the connection is closed instead of going back to the pool.
-async fn reset_session(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
-    if conn.execute("RESET ALL").await.is_err() {
-        conn.close_on_drop();
+/// One PostgreSQL statement in the call's transaction ([`pgpool::begin`] opened it).
+/// The user's SQL runs as one prepared statement, so it cannot end the transaction or
+/// stack another statement; read-only work is never committed ([`pgpool::finish`] rolls
+/// it back, undoing any `SET` the statement made).
+async fn pg_statement(conn: &mut sqlx::PgConnection, c: &mut Collector<'_>, sql: &str, params: &[Value], read_only: bool, want: Want) -> Result<pgpool::End, sqlx::Error> {
+    statement_body!(conn, c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row, want);
+    if read_only {
+        return Ok(pgpool::End::Rollback);
     }
+    conn.execute(sqlx::raw_sql("COMMIT")).await?;
+    Ok(pgpool::End::Committed)
 }
 
 impl Engine {
@@ -234,7 +235,7 @@ impl Engine {
         let ms = limits.statement_timeout.0.as_millis().max(1).to_string();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| scrubbed(&e))?.options([("statement_timeout", ms.as_str())]);
-            let pool = pool_options::<sqlx::Postgres>(src).connect_lazy_with(opts);
+            let pool = pgpool::build(opts, src.pool_size as usize, src.connect_timeout.0, src.idle_timeout.0);
             Ok(Engine::Postgres { pool, url: url.to_string() })
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let opts = MySqlConnectOptions::from_str(&url.replacen("mariadb://", "mysql://", 1)).map_err(|e| scrubbed(&e))?;
@@ -312,18 +313,20 @@ impl Engine {
         let ms = limits.statement_timeout.0.as_millis().max(1);
         match self {
             Engine::Postgres { pool, .. } => {
-                let mut conn = pool.acquire().await?;
-                // The user's SQL runs as one prepared statement inside the transaction, so
-                // it cannot end the transaction or stack another statement. Read-only work
-                // is never committed: dropping `tx` queues its ROLLBACK, which the pool's
-                // release ping sends, so the rollback costs no round trip of its own and
-                // any `SET` the statement made is undone with it.
-                let mut tx = conn.begin_with(if read_only { "BEGIN READ ONLY" } else { "BEGIN READ WRITE" }).await?;
-                statement_body!(tx, &mut c, sql, value::bind_pg(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::pg_row, want);
-                if !read_only {
-                    tx.commit().await?;
-                    reset_session(&mut conn).await;
-                }
+                let mut obj = pgpool::get(pool).await?;
+                let r = match pgpool::begin(&mut obj, read_only).await {
+                    Ok(conn) => pg_statement(conn, &mut c, sql, params, read_only, want).await,
+                    Err(e) => Err(e),
+                };
+                // A capped result or an error leaves answers in flight; read them before
+                // the end of the transaction goes out (rare paths, one round trip).
+                let in_step = match &r {
+                    Ok(_) if !c.out.truncated => true,
+                    Ok(_) => pgpool::settle(&mut obj).await,
+                    Err(e) => pgpool::survives(e) && pgpool::settle(&mut obj).await,
+                };
+                pgpool::finish(obj, *r.as_ref().unwrap_or(&pgpool::End::Rollback), in_step);
+                r?;
             }
             Engine::MySql { pool, flavor, .. } => {
                 let mut conn = pool.acquire().await?;

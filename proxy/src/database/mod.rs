@@ -1,10 +1,11 @@
 //! Database → MCP: instance tools (`list_tables`, `describe_table`, `query`, `execute`)
-//! over PostgreSQL, MySQL/MariaDB and SQLite, executed in the request phase on `sqlx`
-//! pools. `query` can never write: it runs in a read-only transaction (PostgreSQL,
+//! over PostgreSQL, MySQL/MariaDB and SQLite, executed in the request phase on pooled
+//! `sqlx` connections (sqlx's pool for MySQL and SQLite, [`pgpool`] for PostgreSQL). `query` can never write: it runs in a read-only transaction (PostgreSQL,
 //! MySQL) or on a read-only connection (SQLite), as one prepared statement, under a
 //! statement timeout, a row cap and a response-size cap.
 
 mod engine;
+mod pgpool;
 mod server;
 pub mod toolbox;
 mod value;
@@ -19,6 +20,10 @@ use crate::runtime::{BuildContext, BuiltRoute};
 
 pub use engine::Engine;
 pub use server::DatabaseServer;
+
+/// A pooled connection idle for longer than this is pinged before it is handed out; one
+/// busy a moment ago is known to be alive.
+const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `type: database` server settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,0 +1,266 @@
+//! The PostgreSQL pool: sqlx connections kept by `deadpool` rather than by sqlx's own
+//! pool, so that a call's transaction costs as few messages to the server as possible.
+//!
+//! Every message the gateway sends wakes a PostgreSQL backend, and on a busy host those
+//! wake-ups, not the SQL, are most of a short query's cost. sqlx's pool pings each
+//! connection it takes back; and sqlx waits for `BEGIN`'s answer before it sends the
+//! statement. With the read-only transaction that made four exchanges per call. Here:
+//!
+//! - The end of a call (its `ROLLBACK`, or `RESET ALL` after a committed write, and the
+//!   release of any session-level advisory lock) is written to the socket without waiting; the server ends the transaction at once and its
+//!   answer is read by the connection's next call.
+//! - When other calls are waiting for a connection, the next call's `BEGIN READ ONLY` goes
+//!   in the same message: the connection is handed over *parked* in a fresh read-only
+//!   transaction, and a read-only call runs its statement straight away. Under load a
+//!   call costs two exchanges. A fresh `BEGIN` takes no snapshot and no lock, and the
+//!   statement still takes its snapshot when it starts; only `now()` reports the moment
+//!   of the `BEGIN` (microseconds earlier under load). A parked connection that nobody
+//!   takes within [`PARK_LIMIT`] is closed, so none idles in a transaction.
+//! - A connection whose call did not finish cleanly (cancelled, timed out, an I/O or
+//!   protocol error) is never handed out again: it is closed, so no half-read answer or
+//!   stray transaction reaches another call.
+
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, TimeoutType};
+use futures::FutureExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Executor};
+
+use super::PING_IF_IDLE_FOR;
+
+/// A parked connection nobody took within this is closed.
+pub const PARK_LIMIT: Duration = Duration::from_secs(1);
+
+/// Where a pooled connection's session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No transaction open (once the answers in flight are read).
+    Idle,
+    /// A `BEGIN READ ONLY` was sent and nothing has run in that transaction yet.
+    Parked,
+    /// A call is using it, or its last call did not finish cleanly.
+    InUse,
+}
+
+/// A pooled PostgreSQL connection.
+pub struct PgConn {
+    conn: PgConnection,
+    state: State,
+    returned: Instant,
+}
+
+/// Opens and vets connections for [`PgPool`].
+pub struct PgManager {
+    opts: PgConnectOptions,
+}
+
+impl managed::Manager for PgManager {
+    type Type = PgConn;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<PgConn, sqlx::Error> {
+        Ok(PgConn { conn: PgConnection::connect_with(&self.opts).await?, state: State::Idle, returned: Instant::now() })
+    }
+
+    async fn recycle(&self, c: &mut PgConn, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
+        if c.state == State::InUse {
+            return Err(RecycleError::message("its last call did not finish"));
+        }
+        // A connection busy a moment ago is known to be alive; one that sat idle may have
+        // been closed by the server or a firewall. The ping also reads the answers the
+        // last call left in flight.
+        if metrics.last_used() > PING_IF_IDLE_FOR {
+            c.conn.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The pool of one PostgreSQL source.
+pub type PgPool = managed::Pool<PgManager>;
+
+/// A connection checked out of [`PgPool`] for one call.
+pub type PgObject = Object<PgManager>;
+
+/// Builds a lazily connecting pool and starts its reaper, which closes connections idle
+/// for `idle` and parked ones nobody took; it stops when a reload drops the pool.
+pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration) -> PgPool {
+    let pool = managed::Pool::builder(PgManager { opts })
+        .max_size(size.max(1))
+        .wait_timeout(Some(connect_timeout))
+        .create_timeout(Some(connect_timeout))
+        .recycle_timeout(Some(connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        // Fails only when a timeout is set without a runtime; the runtime is set.
+        .expect("deadpool builder with a runtime");
+    let weak = pool.weak();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PARK_LIMIT).await;
+            let Some(pool) = weak.upgrade() else { break };
+            let gone = pool.retain(|c, m| m.last_used() < idle && !(c.state == State::Parked && c.returned.elapsed() > PARK_LIMIT));
+            for c in gone.removed {
+                tokio::spawn(c.conn.close());
+            }
+        }
+    });
+    pool
+}
+
+/// Checks a connection out, naming what went wrong in sqlx's terms.
+pub async fn get(pool: &PgPool) -> Result<PgObject, sqlx::Error> {
+    pool.get().await.map_err(|e| match e {
+        PoolError::Backend(e) => e,
+        PoolError::Timeout(TimeoutType::Create) => sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting to the database timed out (connect_timeout)")),
+        PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+        PoolError::Closed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Protocol(other.to_string()),
+    })
+}
+
+/// Opens the call's transaction — read-only or read-write — and returns the connection.
+/// Until [`finish`] says otherwise the connection counts as broken, so a call dropped
+/// half-way never hands it to the next one.
+pub async fn begin(c: &mut PgObject, read_only: bool) -> Result<&mut PgConnection, sqlx::Error> {
+    let was = std::mem::replace(&mut c.state, State::InUse);
+    let sql = match (was, read_only) {
+        (State::Parked, true) => None,
+        (State::Parked, false) => Some("ROLLBACK; BEGIN READ WRITE"),
+        (_, true) => Some("BEGIN READ ONLY"),
+        (_, false) => Some("BEGIN READ WRITE"),
+    };
+    if let Some(sql) = sql {
+        c.conn.execute(sqlx::raw_sql(sql)).await?;
+    }
+    Ok(&mut c.conn)
+}
+
+/// How the call's transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Still open (read-only work, or a failed write): roll it back.
+    Rollback,
+    /// Committed: reset what a committed `SET` left on the session.
+    Committed,
+}
+
+/// Whether a connection is still in step after a call failed with `e`: the database
+/// reported the error, or a value did not decode.
+pub fn survives(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_))
+}
+
+/// Reads every answer still in flight — after a capped result (rows left unread) or an
+/// error — so that [`finish`] writes into a connection that is in step; false when the
+/// connection is not.
+pub async fn settle(c: &mut PgObject) -> bool {
+    c.conn.ping().await.is_ok()
+}
+
+/// Ends a call (every answer of the call read; see [`settle`]): writes the end of its transaction (and, when calls are waiting, the next
+/// one's `BEGIN READ ONLY`) without waiting for the answer, and returns the connection to
+/// the pool — or closes it when the call left it out of step (`usable` false).
+pub fn finish(mut c: PgObject, end: End, usable: bool) {
+    let park = usable && Object::pool(&c).is_some_and(|p| p.status().waiting > 0);
+    // Session-level advisory locks survive a rollback (even of a read-only transaction):
+    // a lock a call took must not stay with the pooled connection.
+    let sql = match (end, park) {
+        (End::Rollback, false) => "ROLLBACK; SELECT pg_advisory_unlock_all()",
+        (End::Rollback, true) => "ROLLBACK; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
+        (End::Committed, false) => "RESET ALL; SELECT pg_advisory_unlock_all()",
+        (End::Committed, true) => "RESET ALL; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
+    };
+    // One poll writes the message; the answer stays in the socket for the next call's
+    // first wait. sqlx's receive path is cancel-safe, so dropping the pending future
+    // loses nothing. A message not fully written (a full socket buffer) closes the
+    // connection rather than leave a transaction open on it.
+    let sent = matches!(c.conn.execute(sqlx::raw_sql(sql)).now_or_never(), None | Some(Ok(_))) && !c.conn.should_flush();
+    if usable && sent {
+        c.state = if park { State::Parked } else { State::Idle };
+        c.returned = Instant::now();
+    } else {
+        // Closing ends any transaction the server still holds for it.
+        let PgConn { conn, .. } = Object::take(c);
+        tokio::spawn(async move {
+            let _ = conn.close_hard().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the machine's real PostgreSQL (127.0.0.1:5432); under CI=true an
+    //! unreachable database fails.
+
+    use std::str::FromStr;
+
+    use super::*;
+
+    const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    fn reachable() -> bool {
+        let ok = std::net::TcpStream::connect_timeout(&"127.0.0.1:5432".parse().expect("address"), Duration::from_secs(2)).is_ok();
+        assert!(ok || std::env::var("CI").as_deref() != Ok("true"), "PostgreSQL on 127.0.0.1:5432 is not reachable and CI=true");
+        ok
+    }
+
+    fn pool(app: &str) -> PgPool {
+        let opts = PgConnectOptions::from_str(PG).expect("url").application_name(app);
+        build(opts, 1, Duration::from_secs(5), Duration::from_secs(600))
+    }
+
+    async fn states(app: &str) -> Vec<String> {
+        let mut admin = PgConnection::connect(PG).await.expect("connect");
+        sqlx::query_scalar("SELECT coalesce(state, '') FROM pg_stat_activity WHERE application_name = $1").bind(app).fetch_all(&mut admin).await.expect("pg_stat_activity")
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_nobody_takes_is_closed() {
+        if !reachable() {
+            return;
+        }
+        let app = format!("mcpgate_park_{}", std::process::id());
+        let pool = pool(&app);
+        let mut a = get(&pool).await.expect("get");
+        begin(&mut a, true).await.expect("begin");
+        // A call waits for the only connection, so it is handed over parked...
+        let mut waiter = Box::pin(get(&pool));
+        assert!(futures::poll!(&mut waiter).is_pending());
+        finish(a, End::Rollback, true);
+        // ...and the waiter goes away before taking it.
+        drop(waiter);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(states(&app).await, ["idle in transaction"]);
+        tokio::time::sleep(PARK_LIMIT * 3).await;
+        assert!(states(&app).await.is_empty(), "the reaper closed the parked connection");
+        // The next call gets a new connection, read-only as asked.
+        let mut c = get(&pool).await.expect("get");
+        let conn = begin(&mut c, true).await.expect("begin");
+        let ro: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut *conn).await.expect("show");
+        assert_eq!(ro, "on");
+        finish(c, End::Rollback, true);
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_half_way_never_hands_its_transaction_on() {
+        if !reachable() {
+            return;
+        }
+        let app = format!("mcpgate_drop_{}", std::process::id());
+        let pool = pool(&app);
+        let mut a = get(&pool).await.expect("get");
+        let conn = begin(&mut a, false).await.expect("begin");
+        let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
+        // Dropped without `finish` (a cancelled or timed-out call), inside READ WRITE.
+        drop(a);
+        let mut b = get(&pool).await.expect("get");
+        let conn = begin(&mut b, true).await.expect("begin");
+        let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
+        let ro: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut *conn).await.expect("show");
+        assert_ne!(first, second, "the half-used connection was discarded");
+        assert_eq!(ro, "on");
+        finish(b, End::Rollback, true);
+    }
+}
