@@ -7,15 +7,18 @@
 //! statement. With the read-only transaction that made four exchanges per call. Here:
 //!
 //! - The end of a call (its `ROLLBACK`, or `RESET ALL` after a committed write, and the
-//!   release of any session-level advisory lock) is written to the socket without waiting; the server ends the transaction at once and its
-//!   answer is read by the connection's next call.
-//! - When other calls are waiting for a connection, the next call's `BEGIN READ ONLY` goes
-//!   in the same message: the connection is handed over *parked* in a fresh read-only
+//!   release of any session-level advisory lock) is written to the socket without
+//!   waiting; the server ends the transaction at once and its answer is read by the
+//!   connection's next call.
+//! - When the connection is in demand (calls are waiting for one, or it was handed out
+//!   again within [`HOT`] of its last return), the next call's `BEGIN READ ONLY` goes in
+//!   the same message: the connection goes back *parked* in a fresh read-only
 //!   transaction, and a read-only call runs its statement straight away. Under load a
 //!   call costs two exchanges. A fresh `BEGIN` takes no snapshot and no lock, and the
 //!   statement still takes its snapshot when it starts; only `now()` reports the moment
-//!   of the `BEGIN` (microseconds earlier under load). A parked connection that nobody
-//!   takes within [`PARK_LIMIT`] is closed, so none idles in a transaction.
+//!   of the `BEGIN`, and a connection parked for longer than [`HOT`] gets a fresh one
+//!   first. One nobody takes within [`PARK_LIMIT`] is taken out of its transaction by
+//!   the reaper and kept as a spare, so no connection idles in a transaction for long.
 //! - A connection whose call did not finish cleanly (cancelled, timed out, an I/O or
 //!   protocol error) is never handed out again: it is closed, so no half-read answer or
 //!   stray transaction reaches another call.
@@ -29,8 +32,13 @@ use sqlx::{Connection, Executor};
 
 use super::PING_IF_IDLE_FOR;
 
-/// A parked connection nobody took within this is closed.
+/// A parked connection nobody took within this is taken out of its transaction.
 pub const PARK_LIMIT: Duration = Duration::from_secs(1);
+
+/// A connection handed out again within this of its return is in demand: its next return
+/// parks it. A parked one taken later than this gets a fresh transaction first, so
+/// `now()` is never older than this.
+pub const HOT: Duration = Duration::from_millis(10);
 
 /// Where a pooled connection's session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +56,27 @@ pub struct PgConn {
     conn: PgConnection,
     state: State,
     returned: Instant,
+    hot: bool,
+}
+
+impl PgConn {
+    fn new(conn: PgConnection) -> PgConn {
+        PgConn { conn, state: State::Idle, returned: Instant::now(), hot: false }
+    }
 }
 
 /// Opens and vets connections for [`PgPool`].
 pub struct PgManager {
     opts: PgConnectOptions,
+    /// Open connections the reaper took out of their parked transaction, with when; the
+    /// pool gets them back before it opens new ones.
+    spares: std::sync::Mutex<Vec<(PgConnection, Instant)>>,
+}
+
+impl PgManager {
+    fn spare(&self) -> Option<PgConnection> {
+        self.spares.lock().ok()?.pop().map(|(c, _)| c)
+    }
 }
 
 impl managed::Manager for PgManager {
@@ -60,7 +84,10 @@ impl managed::Manager for PgManager {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<PgConn, sqlx::Error> {
-        Ok(PgConn { conn: PgConnection::connect_with(&self.opts).await?, state: State::Idle, returned: Instant::now() })
+        if let Some(conn) = self.spare() {
+            return Ok(PgConn::new(conn));
+        }
+        Ok(PgConn::new(PgConnection::connect_with(&self.opts).await?))
     }
 
     async fn recycle(&self, c: &mut PgConn, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
@@ -86,7 +113,7 @@ pub type PgObject = Object<PgManager>;
 /// Builds a lazily connecting pool and starts its reaper, which closes connections idle
 /// for `idle` and parked ones nobody took; it stops when a reload drops the pool.
 pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration) -> PgPool {
-    let pool = managed::Pool::builder(PgManager { opts })
+    let pool = managed::Pool::builder(PgManager { opts, spares: Default::default() })
         .max_size(size.max(1))
         .wait_timeout(Some(connect_timeout))
         .create_timeout(Some(connect_timeout))
@@ -100,13 +127,45 @@ pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idl
         loop {
             tokio::time::sleep(PARK_LIMIT).await;
             let Some(pool) = weak.upgrade() else { break };
-            let gone = pool.retain(|c, m| m.last_used() < idle && !(c.state == State::Parked && c.returned.elapsed() > PARK_LIMIT));
-            for c in gone.removed {
-                tokio::spawn(c.conn.close());
-            }
+            reap(&pool, idle);
         }
     });
     pool
+}
+
+/// Closes connections idle for `idle`; takes parked ones nobody took out of their
+/// transaction (a ROLLBACK) and keeps them as spares.
+fn reap(pool: &PgPool, idle: Duration) {
+    let gone = pool.retain(|c, m| m.last_used() < idle && !(c.state == State::Parked && c.returned.elapsed() > PARK_LIMIT));
+    for c in gone.removed {
+        if c.state != State::Parked || c.returned.elapsed() > idle {
+            tokio::spawn(c.conn.close());
+            continue;
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut conn = c.conn;
+            let room = pool.status().size + pool.manager().spares.lock().map_or(usize::MAX, |s| s.len()) < pool.status().max_size;
+            if room && conn.execute(sqlx::raw_sql("ROLLBACK")).await.is_ok() {
+                if let Ok(mut spares) = pool.manager().spares.lock() {
+                    spares.push((conn, Instant::now()));
+                    return;
+                }
+            }
+            let _ = conn.close().await;
+        });
+    }
+    let stale: Vec<PgConnection> = match pool.manager().spares.lock() {
+        Ok(mut spares) => {
+            let (keep, old): (Vec<_>, Vec<_>) = spares.drain(..).partition(|(_, at)| at.elapsed() < idle);
+            *spares = keep;
+            old.into_iter().map(|(c, _)| c).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    for conn in stale {
+        tokio::spawn(conn.close());
+    }
 }
 
 /// Checks a connection out, naming what went wrong in sqlx's terms.
@@ -125,8 +184,11 @@ pub async fn get(pool: &PgPool) -> Result<PgObject, sqlx::Error> {
 /// half-way never hands it to the next one.
 pub async fn begin(c: &mut PgObject, read_only: bool) -> Result<&mut PgConnection, sqlx::Error> {
     let was = std::mem::replace(&mut c.state, State::InUse);
+    let gap = c.returned.elapsed();
+    c.hot = gap < HOT;
     let sql = match (was, read_only) {
-        (State::Parked, true) => None,
+        (State::Parked, true) if c.hot => None,
+        (State::Parked, true) => Some("ROLLBACK; BEGIN READ ONLY"),
         (State::Parked, false) => Some("ROLLBACK; BEGIN READ WRITE"),
         (_, true) => Some("BEGIN READ ONLY"),
         (_, false) => Some("BEGIN READ WRITE"),
@@ -163,14 +225,15 @@ pub async fn settle(c: &mut PgObject) -> bool {
 /// one's `BEGIN READ ONLY`) without waiting for the answer, and returns the connection to
 /// the pool — or closes it when the call left it out of step (`usable` false).
 pub fn finish(mut c: PgObject, end: End, usable: bool) {
-    let park = usable && Object::pool(&c).is_some_and(|p| p.status().waiting > 0);
+    // Never after a commit: statements before a BEGIN in one message join the transaction
+    // it opens, so the RESET ALL would be undone with the next call's rollback.
+    let park = usable && end == End::Rollback && (c.hot || Object::pool(&c).is_some_and(|p| p.status().waiting > 0));
     // Session-level advisory locks survive a rollback (even of a read-only transaction):
     // a lock a call took must not stay with the pooled connection.
     let sql = match (end, park) {
         (End::Rollback, false) => "ROLLBACK; SELECT pg_advisory_unlock_all()",
         (End::Rollback, true) => "ROLLBACK; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
-        (End::Committed, false) => "RESET ALL; SELECT pg_advisory_unlock_all()",
-        (End::Committed, true) => "RESET ALL; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
+        (End::Committed, _) => "RESET ALL; SELECT pg_advisory_unlock_all()",
     };
     // One poll writes the message; the answer stays in the socket for the next call's
     // first wait. sqlx's receive path is cancel-safe, so dropping the pending future
@@ -217,14 +280,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_parked_connection_nobody_takes_is_closed() {
+    async fn a_parked_connection_nobody_takes_leaves_its_transaction_and_stays_open() {
         if !reachable() {
             return;
         }
         let app = format!("mcpgate_park_{}", std::process::id());
         let pool = pool(&app);
         let mut a = get(&pool).await.expect("get");
-        begin(&mut a, true).await.expect("begin");
+        let conn = begin(&mut a, true).await.expect("begin");
+        let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
         // A call waits for the only connection, so it is handed over parked...
         let mut waiter = Box::pin(get(&pool));
         assert!(futures::poll!(&mut waiter).is_pending());
@@ -234,12 +298,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(states(&app).await, ["idle in transaction"]);
         tokio::time::sleep(PARK_LIMIT * 3).await;
-        assert!(states(&app).await.is_empty(), "the reaper closed the parked connection");
-        // The next call gets a new connection, read-only as asked.
+        assert_eq!(states(&app).await, ["idle"], "the reaper took the parked connection out of its transaction");
+        // The next call gets it back (no new connection), read-only as asked.
         let mut c = get(&pool).await.expect("get");
         let conn = begin(&mut c, true).await.expect("begin");
         let ro: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut *conn).await.expect("show");
         assert_eq!(ro, "on");
+        let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
+        assert_eq!(first, second, "the spare came back instead of a new connection");
         finish(c, End::Rollback, true);
     }
 
