@@ -41,11 +41,16 @@ fi
 
 BACKEND=127.0.0.1:18200 PASS=127.0.0.1:18100 GW=127.0.0.1:18300 ADMIN=127.0.0.1:18301
 pids=()
-# SIGINT: Pingora's fast shutdown (SIGTERM would drain for minutes, holding a piped stdout open).
-cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; }
+# SIGINT: Pingora's fast shutdown (SIGTERM would drain for minutes, holding a piped stdout
+# open); the backend ignores SIGINT as a background job, so whatever is left gets SIGTERM.
+cleanup() {
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 
-"${LOAD[@]}" "$TARGET/backend" --listen $BACKEND --threads "$THREADS" & pids+=($!)
+"${LOAD[@]}" "$TARGET/backend" --listen $BACKEND --threads "$THREADS" >"$OUT/backend.log" 2>&1 & pids+=($!)
 "${PROXY[@]}" "$TARGET/passthrough" --listen $PASS --upstream $BACKEND --threads "$THREADS" >"$OUT/passthrough.log" 2>&1 & pids+=($!); PASS_PID=$!
 cat > "$OUT/mcpgate.yaml" <<YAML
 listen: ["$GW"]

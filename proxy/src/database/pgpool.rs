@@ -111,7 +111,8 @@ pub type PgPool = managed::Pool<PgManager>;
 pub type PgObject = Object<PgManager>;
 
 /// Builds a lazily connecting pool and starts its reaper, which closes connections idle
-/// for `idle` and parked ones nobody took; it stops when a reload drops the pool.
+/// for `idle` and rolls back parked ones nobody took; it stops when a reload drops the
+/// pool.
 pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration) -> PgPool {
     let pool = managed::Pool::builder(PgManager { opts, spares: Default::default() })
         .max_size(size.max(1))
