@@ -90,14 +90,14 @@ impl managed::Manager for PgManager {
         Ok(PgConn::new(PgConnection::connect_with(&self.opts).await?))
     }
 
-    async fn recycle(&self, c: &mut PgConn, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
+    async fn recycle(&self, c: &mut PgConn, _: &Metrics) -> RecycleResult<sqlx::Error> {
         if c.state == State::InUse {
             return Err(RecycleError::message("its last call did not finish"));
         }
         // A connection busy a moment ago is known to be alive; one that sat idle may have
         // been closed by the server or a firewall. The ping also reads the answers the
         // last call left in flight.
-        if metrics.last_used() > PING_IF_IDLE_FOR {
+        if c.returned.elapsed() > PING_IF_IDLE_FOR {
             c.conn.ping().await?;
         }
         Ok(())
@@ -134,10 +134,14 @@ pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idl
     pool
 }
 
-/// Closes connections idle for `idle`; takes parked ones nobody took out of their
-/// transaction (a ROLLBACK) and keeps them as spares.
+/// Closes connections idle for `idle` and those a dropped call left behind; takes parked
+/// ones nobody took out of their transaction (a ROLLBACK) and keeps them as spares.
 fn reap(pool: &PgPool, idle: Duration) {
-    let gone = pool.retain(|c, m| m.last_used() < idle && !(c.state == State::Parked && c.returned.elapsed() > PARK_LIMIT));
+    // Idle time counts from the return (deadpool's `last_used` counts from the hand-out,
+    // which a long statement would inflate).
+    // A connection still marked in use sits here only because its call was dropped (a
+    // client-side deadline): it may hold a transaction and locks, so it goes at once.
+    let gone = pool.retain(|c, _| c.state != State::InUse && c.returned.elapsed() < idle && !(c.state == State::Parked && c.returned.elapsed() > PARK_LIMIT));
     for c in gone.removed {
         if c.state != State::Parked || c.returned.elapsed() > idle {
             tokio::spawn(c.conn.close());
@@ -146,7 +150,8 @@ fn reap(pool: &PgPool, idle: Duration) {
         let pool = pool.clone();
         tokio::spawn(async move {
             let mut conn = c.conn;
-            let room = pool.status().size + pool.manager().spares.lock().map_or(usize::MAX, |s| s.len()) < pool.status().max_size;
+            let status = pool.status();
+            let room = status.size + pool.manager().spares.lock().map_or(usize::MAX, |s| s.len()) < status.max_size;
             if room && conn.execute(sqlx::raw_sql("ROLLBACK")).await.is_ok() {
                 if let Ok(mut spares) = pool.manager().spares.lock() {
                     spares.push((conn, Instant::now()));
@@ -270,9 +275,24 @@ mod tests {
         ok
     }
 
-    fn pool(app: &str) -> PgPool {
-        let opts = PgConnectOptions::from_str(PG).expect("url").application_name(app);
-        build(opts, 1, Duration::from_secs(5), Duration::from_secs(600))
+    /// A pool of one connection named `prefix_<pid>` in `pg_stat_activity`; `None` when
+    /// PostgreSQL is not there (outside CI).
+    fn pool(prefix: &str) -> Option<(String, PgPool)> {
+        if !reachable() {
+            return None;
+        }
+        let app = format!("{prefix}_{}", std::process::id());
+        let opts = PgConnectOptions::from_str(PG).expect("url").application_name(&app);
+        Some((app, build(opts, 1, Duration::from_secs(5), Duration::from_secs(600))))
+    }
+
+    /// Starts a call: the connection, its backend pid and its `transaction_read_only`.
+    async fn call(pool: &PgPool, read_only: bool) -> (PgObject, i32, String) {
+        let mut c = get(pool).await.expect("get");
+        let conn = begin(&mut c, read_only).await.expect("begin");
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
+        let ro: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut *conn).await.expect("show");
+        (c, pid, ro)
     }
 
     async fn states(app: &str) -> Vec<String> {
@@ -282,14 +302,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_parked_connection_nobody_takes_leaves_its_transaction_and_stays_open() {
-        if !reachable() {
-            return;
-        }
-        let app = format!("mcpgate_park_{}", std::process::id());
-        let pool = pool(&app);
-        let mut a = get(&pool).await.expect("get");
-        let conn = begin(&mut a, true).await.expect("begin");
-        let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
+        let Some((app, pool)) = pool("mcpgate_park") else { return };
+        let (a, first, _) = call(&pool, true).await;
         // A call waits for the only connection, so it is handed over parked...
         let mut waiter = Box::pin(get(&pool));
         assert!(futures::poll!(&mut waiter).is_pending());
@@ -301,31 +315,24 @@ mod tests {
         tokio::time::sleep(PARK_LIMIT * 3).await;
         assert_eq!(states(&app).await, ["idle"], "the reaper took the parked connection out of its transaction");
         // The next call gets it back (no new connection), read-only as asked.
-        let mut c = get(&pool).await.expect("get");
-        let conn = begin(&mut c, true).await.expect("begin");
-        let ro: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut *conn).await.expect("show");
-        assert_eq!(ro, "on");
-        let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
+        let (c, second, ro) = call(&pool, true).await;
         assert_eq!(first, second, "the spare came back instead of a new connection");
+        assert_eq!(ro, "on");
         finish(c, End::Rollback, true);
     }
 
     #[tokio::test]
     async fn a_call_dropped_half_way_never_hands_its_transaction_on() {
-        if !reachable() {
-            return;
-        }
-        let app = format!("mcpgate_drop_{}", std::process::id());
-        let pool = pool(&app);
-        let mut a = get(&pool).await.expect("get");
-        let conn = begin(&mut a, false).await.expect("begin");
-        let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
-        // Dropped without `finish` (a cancelled or timed-out call), inside READ WRITE.
+        let Some((app, pool)) = pool("mcpgate_drop") else { return };
+        let (a, first, ro) = call(&pool, false).await;
+        assert_eq!(ro, "off");
+        // Dropped without `finish` (a cancelled or timed-out call), inside READ WRITE: the
+        // reaper closes it (its transaction and locks end with it) without waiting for the
+        // next call or the idle timeout.
         drop(a);
-        let mut b = get(&pool).await.expect("get");
-        let conn = begin(&mut b, true).await.expect("begin");
-        let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
-        let ro: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut *conn).await.expect("show");
+        tokio::time::sleep(PARK_LIMIT * 3).await;
+        assert!(states(&app).await.is_empty(), "the abandoned connection was closed");
+        let (b, second, ro) = call(&pool, true).await;
         assert_ne!(first, second, "the half-used connection was discarded");
         assert_eq!(ro, "on");
         finish(b, End::Rollback, true);
