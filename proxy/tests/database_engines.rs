@@ -214,6 +214,51 @@ async fn postgres_pooled_transactions_leave_no_lock_or_open_transaction() {
     ok(&w.call("execute", json!({"sql": format!("DROP TABLE {table}")})).await);
 }
 
+/// Ends every session the gateway holds on PostgreSQL, as a restart, a failover or a
+/// DBA would; returns how many there were.
+async fn terminate(app: &str) -> i64 {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(PG).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1").bind(app).fetch_one(&mut admin).await.unwrap();
+    // Let the terminations land before the next call takes a connection.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    n
+}
+
+#[tokio::test]
+async fn postgres_calls_survive_connections_the_server_closed() {
+    if !reachable(5432) {
+        return;
+    }
+    let app = unique("mcpgate_stale");
+    let url = format!("{PG}?application_name={app}");
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", &url, "read-write"), server("pg", &url, "read-only")));
+    let w = session(&gw, "pg-rw").await;
+    let r = session(&gw, "pg").await;
+    let table = unique("mcpgate_pg_stale");
+    ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {table} (id int PRIMARY KEY)")})).await);
+    let read = || r.call("query", json!({"sql": format!("SELECT count(*) AS n FROM {table}")}));
+    for round in 0..2 {
+        // Fill both pools (3 connections each), then end every one of those sessions.
+        for res in futures::future::join_all((0..6).map(|_| read())).await {
+            ok(&res);
+        }
+        ok(&w.call("execute", json!({"sql": format!("INSERT INTO {table} VALUES ({round})")})).await);
+        assert!(terminate(&app).await >= 2, "the gateway's sessions are visible by application_name");
+        // No call fails for it: each finds its connection gone before its statement went
+        // out and runs on a fresh one; the pools ping the rest before handing them out.
+        let reads = futures::future::join_all((0..6).map(|_| read())).await;
+        for res in &reads {
+            // Each earlier round left two rows (its read-pool insert and its write).
+            assert_eq!(ok(res)["rows"][0][0], 2 * round + 1, "{res}");
+        }
+        let res = w.call("execute", json!({"sql": format!("INSERT INTO {table} VALUES ({})", 10 + round)})).await;
+        assert_eq!(ok(&res)["rows_affected"], 1, "a write on a closed connection ran once, on a fresh one: {res}");
+    }
+    assert_eq!(ok(&read().await)["rows"][0][0], 4, "every write landed exactly once");
+    ok(&w.call("execute", json!({"sql": format!("DROP TABLE {table}")})).await);
+}
+
 #[tokio::test]
 async fn mariadb_instance_tools_caps_and_read_only() {
     if !reachable(3306) {
@@ -296,8 +341,13 @@ async fn sqlite_through_the_rust_sdk_and_reload_swaps_the_pool() {
 
 #[tokio::test]
 async fn dead_database_answers_is_error_and_recovers_without_restart() {
-    // A port where nothing listens yet; a real PostgreSQL is not needed for the refusal.
-    let port = support::free_port();
+    // A port bound but not listening: connections are refused, and no other socket can
+    // take the port before "the database comes back" on it (a port merely found free
+    // can be reused as another connection's local port in between).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.set_reuseaddr(true).unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
     let gw = Gateway::start(&format!("servers:\n{}", server("gone", &format!("postgres://postgres:hunter2@127.0.0.1:{port}/test"), "read-only")));
     let c = session(&gw, "gone").await;
     let r = c.call("query", json!({"sql": "SELECT 1"})).await;
@@ -309,7 +359,7 @@ async fn dead_database_answers_is_error_and_recovers_without_restart() {
     }
     // "The database comes back" on the same address: forward the port to the real
     // PostgreSQL. The same gateway, with no reload or restart, answers the next call.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = reserved.listen(64).unwrap();
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
             tokio::spawn(async move {

@@ -225,6 +225,15 @@ async fn pg_statement(conn: &mut sqlx::PgConnection, c: &mut Collector<'_>, sql:
     Ok(pgpool::End::Committed)
 }
 
+/// Opens the call's transaction and runs its statement; also says whether the
+/// transaction was opened (a failure before that sent nothing of the call).
+async fn pg_attempt(obj: &mut pgpool::PgObject, c: &mut Collector<'_>, sql: &str, params: &[Value], read_only: bool, want: Want) -> (Result<pgpool::End, sqlx::Error>, bool) {
+    match pgpool::begin(obj, read_only).await {
+        Ok(conn) => (pg_statement(conn, c, sql, params, read_only, want).await, true),
+        Err(e) => (Err(e), false),
+    }
+}
+
 impl Engine {
     /// Creates the pool (lazily connected). The statement timeout is a property of every
     /// pooled PostgreSQL connection (a startup option), so no statement spends a round trip
@@ -314,10 +323,18 @@ impl Engine {
         match self {
             Engine::Postgres { pool, .. } => {
                 let mut obj = pgpool::get(pool).await?;
-                let r = match pgpool::begin(&mut obj, read_only).await {
-                    Ok(conn) => pg_statement(conn, &mut c, sql, params, read_only, want).await,
-                    Err(e) => Err(e),
-                };
+                let (mut r, began) = pg_attempt(&mut obj, &mut c, sql, params, read_only, want).await;
+                // A connection the server closed while it was pooled fails before the
+                // statement went out: run the call once more on a fresh connection rather
+                // than fail it (the database is most likely back, or never left).
+                if let (Err(e), false) = (&r, began) {
+                    if pgpool::stale(&obj, e) {
+                        log::info!("a pooled PostgreSQL connection was closed by the server; running the call on a fresh one");
+                        pgpool::finish(obj, pgpool::End::Rollback, false);
+                        obj = pgpool::get(pool).await?;
+                        r = pg_attempt(&mut obj, &mut c, sql, params, read_only, want).await.0;
+                    }
+                }
                 // A capped result or an error leaves answers in flight; read them before
                 // the end of the transaction goes out (rare paths, one round trip).
                 let in_step = match &r {

@@ -22,7 +22,13 @@
 //! - A connection whose call did not finish cleanly (cancelled, timed out, an I/O or
 //!   protocol error) is never handed out again: it is closed, so no half-read answer or
 //!   stray transaction reaches another call.
+//! - A connection the server closed while it sat in the pool (a restart, a failover,
+//!   `pg_terminate_backend`, `idle_session_timeout`) fails on the call's first exchange,
+//!   before the statement is sent; [`stale`] tells the caller it may run the call again on
+//!   a fresh connection, and every connection returned before that moment is pinged
+//!   before it is handed out again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, TimeoutType};
@@ -57,11 +63,13 @@ pub struct PgConn {
     state: State,
     returned: Instant,
     hot: bool,
+    /// Whether a call has used it before (a server may have closed it since).
+    used: bool,
 }
 
 impl PgConn {
-    fn new(conn: PgConnection) -> PgConn {
-        PgConn { conn, state: State::Idle, returned: Instant::now(), hot: false }
+    fn new(conn: PgConnection, used: bool) -> PgConn {
+        PgConn { conn, state: State::Idle, returned: Instant::now(), hot: false, used }
     }
 }
 
@@ -71,11 +79,25 @@ pub struct PgManager {
     /// Open connections the reaper took out of their parked transaction, with when; the
     /// pool gets them back before it opens new ones.
     spares: std::sync::Mutex<Vec<(PgConnection, Instant)>>,
+    /// When a call last found a pooled connection closed by the server, in nanoseconds
+    /// after `epoch` (0: never): connections returned before then are pinged first.
+    suspect: AtomicU64,
+    epoch: Instant,
 }
 
 impl PgManager {
+    fn new(opts: PgConnectOptions) -> PgManager {
+        PgManager { opts, spares: Default::default(), suspect: AtomicU64::new(0), epoch: Instant::now() }
+    }
+
     fn spare(&self) -> Option<PgConnection> {
         self.spares.lock().ok()?.pop().map(|(c, _)| c)
+    }
+
+    /// Whether `c` was returned before the last sign that the server closed connections.
+    fn suspect(&self, c: &PgConn) -> bool {
+        let at = self.suspect.load(Ordering::Relaxed);
+        at != 0 && c.returned <= self.epoch + Duration::from_nanos(at)
     }
 }
 
@@ -85,9 +107,9 @@ impl managed::Manager for PgManager {
 
     async fn create(&self) -> Result<PgConn, sqlx::Error> {
         if let Some(conn) = self.spare() {
-            return Ok(PgConn::new(conn));
+            return Ok(PgConn::new(conn, true));
         }
-        Ok(PgConn::new(PgConnection::connect_with(&self.opts).await?))
+        Ok(PgConn::new(PgConnection::connect_with(&self.opts).await?, false))
     }
 
     async fn recycle(&self, c: &mut PgConn, _: &Metrics) -> RecycleResult<sqlx::Error> {
@@ -97,7 +119,7 @@ impl managed::Manager for PgManager {
         // A connection busy a moment ago is known to be alive; one that sat idle may have
         // been closed by the server or a firewall. The ping also reads the answers the
         // last call left in flight.
-        if c.returned.elapsed() > PING_IF_IDLE_FOR {
+        if c.returned.elapsed() > PING_IF_IDLE_FOR || self.suspect(c) {
             c.conn.ping().await?;
         }
         Ok(())
@@ -114,7 +136,7 @@ pub type PgObject = Object<PgManager>;
 /// for `idle` and rolls back parked ones nobody took; it stops when a reload drops the
 /// pool.
 pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration) -> PgPool {
-    let pool = managed::Pool::builder(PgManager { opts, spares: Default::default() })
+    let pool = managed::Pool::builder(PgManager::new(opts))
         .max_size(size.max(1))
         .wait_timeout(Some(connect_timeout))
         .create_timeout(Some(connect_timeout))
@@ -205,6 +227,30 @@ pub async fn begin(c: &mut PgObject, read_only: bool) -> Result<&mut PgConnectio
     Ok(&mut c.conn)
 }
 
+/// Whether a call whose [`begin`] failed with `e` may run again on another connection:
+/// the connection had served calls before and the server is gone from it (closed, shut
+/// down, terminated). Nothing of the call reached the server, so running it again is
+/// safe for writes too. Marks every connection returned until now for a ping before its
+/// next use; the caller closes this one ([`finish`] with `usable` false).
+pub fn stale(c: &PgObject, e: &sqlx::Error) -> bool {
+    let lost = match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        // Class 08: connection exception; 57P: operator intervention (admin or crash
+        // shutdown, idle_session_timeout, database dropped).
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    };
+    let stale = lost && c.used;
+    if stale {
+        if let Some(pool) = Object::pool(c) {
+            let m = pool.manager();
+            let now = u64::try_from(m.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+            m.suspect.store(now, Ordering::Relaxed);
+        }
+    }
+    stale
+}
+
 /// How the call's transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -249,6 +295,7 @@ pub fn finish(mut c: PgObject, end: End, usable: bool) {
     if usable && sent {
         c.state = if park { State::Parked } else { State::Idle };
         c.returned = Instant::now();
+        c.used = true;
     } else {
         // Closing ends any transaction the server still holds for it.
         let PgConn { conn, .. } = Object::take(c);
