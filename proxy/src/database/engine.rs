@@ -346,7 +346,9 @@ impl Engine {
                 r?;
             }
             Engine::MySql { pool, flavor, .. } => {
-                let mut conn = pool.acquire().await?;
+                // sqlx's acquire future holds a whole connection handshake (~18 KiB):
+                // boxed, so this future stays small and cheap to move.
+                let mut conn = Box::pin(pool.acquire()).await?;
                 // One round trip (text protocol) for the limit, the access mode and BEGIN.
                 let mut tx = conn.begin_with(AssertSqlSafe(flavor.begin_sql(ms, read_only))).await?;
                 statement_body!(tx, &mut c, sql, value::bind_my(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::my_row, want);
@@ -359,7 +361,7 @@ impl Engine {
             Engine::Sqlite { ro, rw } => {
                 // One statement on a read-only connection, or autocommitted on the single
                 // read-write one: atomic either way, no transaction needed.
-                let mut conn = if read_only { ro.acquire().await? } else { rw.acquire().await? };
+                let mut conn = Box::pin(if read_only { ro.acquire() } else { rw.acquire() }).await?;
                 statement_body!(conn, &mut c, sql, value::bind_lite(sqlx::query(AssertSqlSafe(sql.to_string())), params), value::lite_row, want);
             }
         }
@@ -477,5 +479,24 @@ mod tests {
         assert_eq!(rows.into_json(), json!({"columns": ["id", "name"], "rows": [[1, "a"]], "row_count": 1, "truncated": true}));
         let write = Rows { rows_affected: Some(3), ..Default::default() };
         assert_eq!(write.into_json(), json!({"columns": [], "rows": [], "row_count": 0, "truncated": false, "rows_affected": 3}));
+    }
+}
+
+#[cfg(test)]
+mod future_size {
+    use super::*;
+
+    /// A call's future is moved into boxes and timeouts on every call, so its size is a
+    /// per-call cost; sqlx's pool-acquire and connect futures (kilobytes each) are boxed
+    /// to keep it small. No connection is made: the pools connect lazily.
+    #[tokio::test]
+    async fn a_statement_future_stays_small() {
+        let limits: DbLimits = serde_yaml::from_str("{}").expect("limits");
+        for url in ["postgres://postgres@127.0.0.1:5432/test", "mysql://root@127.0.0.1:3306/test"] {
+            let src: SourceConfig = serde_yaml::from_str(&format!("url: {url}")).expect("source");
+            let engine = Engine::connect(&src, Path::new("."), &limits).await.expect("lazy pool");
+            let size = std::mem::size_of_val(&engine.query("SELECT 1", &[], &limits));
+            assert!(size < 4096, "{}: the statement future is {size} bytes", engine.kind());
+        }
     }
 }

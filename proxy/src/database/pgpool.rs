@@ -109,7 +109,9 @@ impl managed::Manager for PgManager {
         if let Some(conn) = self.spare() {
             return Ok(PgConn::new(conn, true));
         }
-        Ok(PgConn::new(PgConnection::connect_with(&self.opts).await?, false))
+        // Boxed: the handshake's state is kilobytes, and inline it would make every
+        // checkout's future (created and moved on each call) that large too.
+        Ok(PgConn::new(Box::pin(PgConnection::connect_with(&self.opts)).await?, false))
     }
 
     async fn recycle(&self, c: &mut PgConn, _: &Metrics) -> RecycleResult<sqlx::Error> {
