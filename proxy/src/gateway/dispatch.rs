@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora_error::Result;
 use pingora_proxy::Session;
 
@@ -21,16 +21,44 @@ pub struct Request<'a> {
     pub route: Arc<Route>,
 }
 
+/// Which endpoint of a server a path names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `/mcp/{server}`: Streamable HTTP.
+    Streamable,
+    /// `/mcp/{server}/sse`: the legacy stream.
+    Sse,
+    /// `/mcp/{server}/message[s]`: the legacy message endpoint.
+    Message,
+    /// Anything else below `/mcp/{server}/`.
+    Unknown,
+}
+
+/// Splits `/mcp/{server}[/tail]` into the server name and its endpoint.
+fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
+    let rest = path.strip_prefix("/mcp/")?;
+    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let endpoint = match tail {
+        "" => Endpoint::Streamable,
+        "sse" => Endpoint::Sse,
+        "message" | "messages" => Endpoint::Message,
+        _ => Endpoint::Unknown,
+    };
+    Some((name, endpoint))
+}
+
 /// Dispatches a request; `Ok(true)` when answered here, `Ok(false)` to proxy upstream.
 pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    let path = session.req_header().uri.path();
-    let Some(rest) = path.strip_prefix("/mcp/") else {
+    if parse_path(session.req_header().uri.path()).is_none() {
         return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: MCP endpoints are /mcp/{server}").await;
-    };
-    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let (name, tail) = (name.to_string(), tail.to_string());
+    }
     let Some(snapshot) = state.snapshot.load_full() else {
         return respond::send(session, 503, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "the gateway is starting"), &[("retry-after", "1")]).await;
+    };
+    // The route is looked up while the path is borrowed from the request, before the
+    // session is borrowed mutably, so no part of the path needs copying.
+    let Some((route, endpoint)) = parse_path(session.req_header().uri.path()).map(|(name, endpoint)| (snapshot.route(name).cloned().ok_or_else(|| name.to_string()), endpoint)) else {
+        return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: MCP endpoints are /mcp/{server}").await;
     };
     if let Err(why) = snapshot.origin.check(&session.req_header().headers) {
         return respond::rpc_error(session, 403, INVALID_REQUEST, &format!("Forbidden: {why}")).await;
@@ -38,20 +66,24 @@ pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut
     if let Some(reply) = oversized_headers(session, snapshot.config.limits.max_request_headers.0) {
         return reply_431(session, reply).await;
     }
-    let Some(route) = snapshot.route(&name).cloned() else {
-        return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: no MCP server named `{name}`")).await;
+    let route = match route {
+        Ok(route) => route,
+        Err(name) => return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: no MCP server named `{name}`")).await,
     };
     let req = Request { state, snapshot, route };
-    let method = session.req_header().method.clone();
-    match (tail.as_str(), method) {
-        ("", http::Method::POST) => streamable::post(&req, session, ctx).await,
-        ("", http::Method::DELETE) => streamable::delete(&req, session).await,
-        ("", _) => respond::send(session, 405, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "Method Not Allowed: this endpoint serves POST and DELETE (no server-initiated stream)"), &[("allow", "POST, DELETE")]).await,
-        ("sse", http::Method::GET) => legacy_sse::stream(&req, session).await,
-        ("sse", _) => respond::send(session, 405, None, Bytes::new(), &[("allow", "GET")]).await,
-        ("message" | "messages", http::Method::POST) => legacy_sse::message(&req, session).await,
-        ("message" | "messages", _) => respond::send(session, 405, None, Bytes::new(), &[("allow", "POST")]).await,
-        _ => respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found").await,
+    let method = &session.req_header().method;
+    let (post, delete, get) = (method == http::Method::POST, method == http::Method::DELETE, method == http::Method::GET);
+    match endpoint {
+        Endpoint::Streamable if post => streamable::post(&req, session, ctx).await,
+        // The cold endpoints are boxed: their state would otherwise be part of every
+        // request's future, which Pingora boxes (and so copies) per request.
+        Endpoint::Streamable if delete => Box::pin(streamable::delete(&req, session)).await,
+        Endpoint::Streamable => respond::send(session, 405, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "Method Not Allowed: this endpoint serves POST and DELETE (no server-initiated stream)"), &[("allow", "POST, DELETE")]).await,
+        Endpoint::Sse if get => Box::pin(legacy_sse::stream(&req, session)).await,
+        Endpoint::Sse => respond::send(session, 405, None, Bytes::new(), &[("allow", "GET")]).await,
+        Endpoint::Message if post => Box::pin(legacy_sse::message(&req, session)).await,
+        Endpoint::Message => respond::send(session, 405, None, Bytes::new(), &[("allow", "POST")]).await,
+        Endpoint::Unknown => respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found").await,
     }
 }
 
@@ -84,14 +116,14 @@ pub async fn read_body(session: &mut Session, limit: usize, keep_for_proxy: bool
     if keep_for_proxy {
         session.enable_retry_buffering();
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    let mut body = crate::upstream::ChunkedBody::default();
     while let Some(chunk) = session.read_request_body().await? {
-        if buf.len() + chunk.len() > limit {
-            return Ok(Err(BodyFailure::TooLarge(buf.len() + chunk.len())));
+        if body.len() + chunk.len() > limit {
+            return Ok(Err(BodyFailure::TooLarge(body.len() + chunk.len())));
         }
-        buf.extend_from_slice(&chunk);
+        body.push(chunk, limit);
     }
-    Ok(Ok(buf.freeze()))
+    Ok(Ok(body.finish()))
 }
 
 /// Answers 413 and closes the connection (the rest of the body is not read).

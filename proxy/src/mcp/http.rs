@@ -28,6 +28,11 @@ fn is_loopback_host(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]"
 }
 
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
 fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.find(']').map_or(host, |i| &host[..i + 2]);
@@ -65,12 +70,15 @@ impl OriginPolicy {
     }
 
     fn host_ok(&self, host: &str) -> bool {
-        let lower = host.to_ascii_lowercase();
-        if self.hosts.contains(&lower) || self.hosts.contains(strip_port(&lower)) {
-            return true;
+        // Most deployments list no hosts: then no lowercased copy is needed.
+        if !self.hosts.is_empty() {
+            let lower = host.to_ascii_lowercase();
+            if self.hosts.contains(&lower) || self.hosts.contains(strip_port(&lower)) {
+                return true;
+            }
         }
         if self.loopback_listener {
-            is_loopback_host(&lower)
+            is_loopback_host(host)
         } else {
             self.hosts.is_empty()
         }
@@ -80,11 +88,11 @@ impl OriginPolicy {
         if self.any_origin {
             return true;
         }
-        let lower = origin.trim_end_matches('/').to_ascii_lowercase();
-        if self.origins.contains(&lower) {
+        let trimmed = origin.trim_end_matches('/');
+        if !self.origins.is_empty() && self.origins.contains(&trimmed.to_ascii_lowercase()) {
             return true;
         }
-        let host = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+        let host = strip_prefix_ignore_case(trimmed, "http://").or_else(|| strip_prefix_ignore_case(trimmed, "https://"));
         host.is_some_and(|h| !h.contains('/') && is_loopback_host(h))
     }
 }
@@ -100,12 +108,14 @@ pub fn accepts_post(headers: &HeaderMap) -> bool {
     for value in headers.get_all(http::header::ACCEPT) {
         let Ok(v) = value.to_str() else { continue };
         for item in v.split(',') {
-            let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            match media.as_str() {
-                "*/*" => (json, sse) = (true, true),
-                "application/*" | "application/json" => json = true,
-                "text/*" | "text/event-stream" => sse = true,
-                _ => {}
+            let media = item.split(';').next().unwrap_or("").trim();
+            let is = |m: &str| media.eq_ignore_ascii_case(m);
+            if is("*/*") {
+                (json, sse) = (true, true);
+            } else if is("application/json") || is("application/*") {
+                json = true;
+            } else if is("text/event-stream") || is("text/*") {
+                sse = true;
             }
         }
     }
@@ -172,6 +182,8 @@ mod tests {
         assert!(p.check(&headers(&[("host", "evil.example.com")])).is_err());
         assert!(p.check(&headers(&[("host", "localhost"), ("origin", "http://evil.example.com")])).is_err());
         assert!(p.check(&headers(&[("host", "localhost"), ("origin", "http://localhost.evil.com")])).is_err());
+        assert!(p.check(&headers(&[("host", "LocalHost:8080"), ("origin", "HTTP://LOCALHOST:3000/")])).is_ok(), "names and schemes are case-insensitive");
+        assert!(p.check(&headers(&[("host", "localhost"), ("origin", "null")])).is_err());
     }
 
     #[test]
@@ -186,6 +198,7 @@ mod tests {
     fn accept_rules() {
         assert!(accepts_post(&headers(&[("accept", "application/json, text/event-stream")])));
         assert!(accepts_post(&headers(&[("accept", "*/*")])));
+        assert!(accepts_post(&headers(&[("accept", "Application/JSON;q=0.9, TEXT/Event-Stream")])));
         assert!(!accepts_post(&headers(&[("accept", "application/json")])));
         assert!(!accepts_post(&HeaderMap::new()));
         assert!(accepts_sse(&headers(&[("accept", "text/event-stream")])));

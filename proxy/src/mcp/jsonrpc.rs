@@ -93,10 +93,15 @@ pub fn parse_body(body: &[u8]) -> Result<Body<'_>, BodyError> {
             }
             Ok(Body::Batch(items.into_iter().map(classify).collect()))
         }
-        Some(b'{') => {
-            let raw: &RawValue = serde_json::from_slice(body).map_err(|_| BodyError::Parse)?;
-            Ok(Body::Single(classify(raw)))
-        }
+        // One pass: the envelope is read (and the whole body validated) straight from the
+        // bytes; only a body that fails it is read again, to tell bad JSON from a bad shape.
+        Some(b'{') => match serde_json::from_slice::<Envelope<'_>>(body) {
+            Ok(env) => Ok(Body::Single(classify_envelope(env))),
+            Err(_) => match serde_json::from_slice::<&RawValue>(body) {
+                Ok(raw) => Ok(Body::Single(classify(raw))),
+                Err(_) => Err(BodyError::Parse),
+            },
+        },
         _ => {
             // Valid JSON of another shape is an invalid request, not a parse error.
             if serde_json::from_slice::<&RawValue>(body).is_ok() {
@@ -115,9 +120,14 @@ fn valid_id(id: &RawValue) -> bool {
 
 /// Classifies one message.
 pub fn classify(raw: &RawValue) -> Message<'_> {
-    let Ok(env) = serde_json::from_str::<Envelope<'_>>(raw.get()) else {
-        return Message::Invalid { id: None, reason: "a JSON-RPC message must be an object" };
-    };
+    match serde_json::from_str::<Envelope<'_>>(raw.get()) {
+        Ok(env) => classify_envelope(env),
+        // Not an object, or an object with a member twice.
+        Err(_) => Message::Invalid { id: None, reason: "a JSON-RPC message must be an object" },
+    }
+}
+
+fn classify_envelope(env: Envelope<'_>) -> Message<'_> {
     let id = env.id.filter(|i| valid_id(i));
     if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return Message::Invalid { id, reason: "`jsonrpc` must be \"2.0\"" };
@@ -188,6 +198,10 @@ mod tests {
         assert!(matches!(parse_body(b), Ok(Body::Single(Message::Invalid { id: None, .. }))));
         let b = br#"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#;
         assert!(matches!(parse_body(b), Ok(Body::Single(Message::Invalid { .. }))));
+        let b = br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#;
+        assert!(matches!(parse_body(b), Ok(Body::Single(Message::Invalid { id: None, .. }))), "a member twice is valid JSON, not a valid message");
+        assert_eq!(parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#).unwrap_err(), BodyError::Parse);
+        assert_eq!(parse_body(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\"}").unwrap_err(), BodyError::Parse);
     }
 
     #[test]

@@ -134,8 +134,10 @@ fn tools_list(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> S
 }
 
 #[derive(Deserialize)]
-struct CallParams {
-    name: Option<Value>,
+struct CallParams<'a> {
+    /// Raw, so that a name of the wrong type gets its own message.
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
     #[serde(default)]
     arguments: Option<Value>,
 }
@@ -145,7 +147,7 @@ async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>
     let Some(p) = params.and_then(|p| serde_json::from_str::<CallParams>(p.get()).ok()) else {
         return Outcome::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, "tools/call requires params {name, arguments}"));
     };
-    let Some(Value::String(name)) = p.name else {
+    let Some(name) = p.name.and_then(|n| serde_json::from_str::<std::borrow::Cow<'_, str>>(n.get()).ok()) else {
         return Outcome::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, "tools/call requires params.name (a string)"));
     };
     let Some((index, entry)) = cx.route.catalog.find(&name) else {

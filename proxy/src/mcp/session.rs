@@ -86,7 +86,10 @@ pub struct SessionManager {
     /// Tokens that opened, by their text. Weak: an entry lives only while its session is
     /// in `live`, so ending, sweeping or evicting a session also retires its cached token
     /// (the next request opens it again and meets the `ended` record).
-    opened: Cache<Box<str>, Weak<Live>>,
+    /// Hashed with foldhash (seeded per process): only tokens that opened get in, so
+    /// SipHash's flood resistance buys nothing here, and it costs more than the rest
+    /// of the lookup for a ~100-byte token.
+    opened: Cache<Box<str>, Weak<Live>, foldhash::fast::RandomState>,
     /// Ended sessions, remembered until their tokens expire.
     ended: Cache<u128, ()>,
 }
@@ -115,7 +118,7 @@ impl SessionManager {
             ttl,
             idle_ttl,
             live: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
-            opened: Cache::builder().max_capacity(OPENED_CAPACITY).time_to_live(ttl).build(),
+            opened: Cache::builder().max_capacity(OPENED_CAPACITY).time_to_live(ttl).build_with_hasher(foldhash::fast::RandomState::default()),
             ended: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
         }
     }

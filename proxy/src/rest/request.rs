@@ -141,9 +141,10 @@ pub fn form_encode(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
-/// Arguments with defaults and fixed values applied, in plan order.
-pub fn effective_args<'a>(plans: &'a [ArgPlan], args: &'a Map<String, Value>) -> impl Iterator<Item = (&'a ArgPlan, &'a Value)> {
-    plans.iter().filter_map(move |p| p.fixed.as_ref().or_else(|| args.get(&p.name)).or(p.default.as_ref()).map(|v| (p, v)))
+/// Arguments with defaults and fixed values applied, in plan order, with their index in
+/// `plans`.
+pub fn effective_args<'a>(plans: &'a [ArgPlan], args: &'a Map<String, Value>) -> impl Iterator<Item = (usize, &'a ArgPlan, &'a Value)> {
+    plans.iter().enumerate().filter_map(move |(i, p)| p.fixed.as_ref().or_else(|| args.get(&p.name)).or(p.default.as_ref()).map(|v| (i, p, v)))
 }
 
 #[cfg(test)]

@@ -74,7 +74,8 @@ impl ResponsePlan {
             r.content.push(Content::Resource { resource: serde_json::json!({"uri": format!("mcpgate:response/{}", self.label.replace(' ', "")), "mimeType": media, "blob": STANDARD.encode(resp.body)}) });
             return r;
         }
-        let raw = String::from_utf8_lossy(resp.body);
+        // `from_utf8` checks ASCII a word at a time; the lossy form only for other text.
+        let raw = std::str::from_utf8(resp.body).map_or_else(|_| String::from_utf8_lossy(resp.body), std::borrow::Cow::Borrowed);
         let (text, structured) = match &self.body {
             Some(t) => {
                 let json: Option<Value> = if resp.truncated { None } else { serde_json::from_slice(resp.body).ok() };

@@ -60,6 +60,72 @@ struct Prepared {
     templated: bool,
     /// `scheme://host[:port]` exactly as the URL template renders it.
     origin: String,
+    /// The request target of a URL with no template actions (every OpenAPI tool),
+    /// split at its `{name}` path placeholders, so a call builds it without rendering,
+    /// replacing or parsing a URL.
+    target_plan: Option<TargetPlan>,
+}
+
+/// A static URL's request target: literal pieces and path arguments, then the query.
+#[derive(Debug)]
+struct TargetPlan {
+    parts: Vec<TargetPart>,
+    query: String,
+}
+
+#[derive(Debug)]
+enum TargetPart {
+    /// Text sent as it is (checked clean at load).
+    Literal(String),
+    /// The encoded value of `args[index]` (a path argument).
+    Arg(usize),
+}
+
+impl TargetPlan {
+    /// Splits the part of `url` after `origin`, if every placeholder names one path
+    /// argument and the literal text is what a URL parser would keep unchanged.
+    fn new(url: &str, origin: &str, args: &[ArgPlan]) -> Option<TargetPlan> {
+        let rest = url.strip_prefix(origin).filter(|r| origin.contains("://") && !origin.contains(['{', '}']) && (r.is_empty() || r.starts_with('/')))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if query.contains(['{', '}', '#']) || split_clean_url(&format!("{origin}/?{query}"), origin).is_none() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut tail = path;
+        while let Some(open) = tail.find('{') {
+            let close = tail[open..].find('}')? + open;
+            let name = &tail[open + 1..close];
+            let index = args.iter().position(|a| a.position == Position::Path && a.wire == name)?;
+            if open > 0 {
+                parts.push(TargetPart::Literal(tail[..open].to_string()));
+            }
+            parts.push(TargetPart::Arg(index));
+            tail = &tail[close + 1..];
+        }
+        if !tail.is_empty() || parts.is_empty() {
+            parts.push(TargetPart::Literal(if path.is_empty() { "/".to_string() } else { tail.to_string() }));
+        }
+        let literal: String = parts.iter().map(|p| if let TargetPart::Literal(l) = p { l.as_str() } else { "x" }).collect();
+        if literal.contains('}') || split_clean_url(&format!("{origin}{literal}"), origin).is_none() {
+            return None;
+        }
+        Some(TargetPlan { parts, query: query.to_string() })
+    }
+
+    /// The path with `segments` (encoded path values by argument index) in place; `None`
+    /// when one is missing or the result would hold a dot segment, and the general path
+    /// decides.
+    fn path(&self, segments: &[Option<String>]) -> Option<String> {
+        let mut out = String::with_capacity(64);
+        for part in &self.parts {
+            match part {
+                TargetPart::Literal(l) => out.push_str(l),
+                TargetPart::Arg(i) => out.push_str(segments.get(*i)?.as_deref()?),
+            }
+        }
+        let dot = |seg: &str| [".", "..", "%2e", "%2e%2e", ".%2e", "%2e."].iter().any(|d| seg.eq_ignore_ascii_case(d));
+        (!out.split('/').any(dot)).then_some(out)
+    }
 }
 
 /// Where position-less ("default") arguments go.
@@ -218,7 +284,7 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
         .collect::<Result<Vec<_>, _>>()?;
     if rt.url.is_empty() {
         let body = response.body.clone().ok_or_else(|| e("a tool without requestTemplate.url is a direct-response tool and needs responseTemplate.body".into()))?;
-        return Ok(Prepared { method: http::Method::GET, target: None, url: parse("", Context::Url, "url")?, headers: vec![], body: BodyPlan::None, args, security: Security::None, passthrough_auth: false, response, direct: Some(body), defaults: DefaultArgs::Template, templated: true, origin: String::new() });
+        return Ok(Prepared { method: http::Method::GET, target: None, url: parse("", Context::Url, "url")?, headers: vec![], body: BodyPlan::None, args, security: Security::None, passthrough_auth: false, response, direct: Some(body), defaults: DefaultArgs::Template, templated: true, origin: String::new(), target_plan: None });
     }
     let method_text = if rt.method.is_empty() { "GET".to_string() } else { rt.method.to_ascii_uppercase() };
     let method = http::Method::from_bytes(method_text.as_bytes()).map_err(|_| e(format!("invalid method `{}`", rt.method)))?;
@@ -280,7 +346,8 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
         DefaultArgs::Template
     };
     let templated = !url.is_static() || headers.iter().any(|(_, t)| !t.is_static()) || matches!(&body, BodyPlan::Template(t, _) if !t.is_static());
-    Ok(Prepared { defaults, method, target: Some(target), url, headers, body, args, security, passthrough_auth, response: ResponsePlan { label: percent_encoding::percent_decode_str(&label).decode_utf8_lossy().into_owned(), ..response }, direct: None, templated, origin })
+    let target_plan = if url.is_static() { TargetPlan::new(&probe, &origin, &args) } else { None };
+    Ok(Prepared { defaults, method, target: Some(target), url, headers, body, args, security, passthrough_auth, response: ResponsePlan { label: percent_encoding::percent_decode_str(&label).decode_utf8_lossy().into_owned(), ..response }, direct: None, templated, origin, target_plan })
 }
 
 fn render_config(src: &str, config: &Value) -> Result<String, String> {
@@ -321,7 +388,7 @@ async fn resolve(url: &url::Url, settings: &RestSettings, cache: &mut HashMap<St
     let addr = tokio::net::lookup_host((bare, port)).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?.next().ok_or_else(|| format!("`{host}` has no address"))?;
     let default_port = (tls && port == 443) || (!tls && port == 80);
     let host_header = if default_port { host.clone() } else { format!("{host}:{port}") };
-    let target = Arc::new(UpstreamTarget::new(addr, tls, bare.to_string(), host_header, settings.connect_timeout, settings.timeout));
+    let target = Arc::new(UpstreamTarget::new(addr, tls, bare.to_string(), host_header, settings.connect_timeout, settings.timeout).ok_or_else(|| format!("`{host}` cannot be sent as a Host header"))?);
     cache.insert(key, target.clone());
     Ok(target)
 }
@@ -387,12 +454,15 @@ impl Prepared {
         // OpenAPI tools have no template actions at all: no root to build for them.
         let root = if self.templated { json!({"config": config, "args": Value::Object(args.clone())}) } else { Value::Null };
         let data = Data { root: &root, root_text: None, client_ip: cx.client_ip };
-        let mut url = self.url.render(&data).map_err(|e| format!("requestTemplate.url: {e}"))?;
+        // With a target plan the path values are collected by argument index and the
+        // URL is only rendered if the plan cannot place them.
+        let mut segments: Vec<Option<String>> = if self.target_plan.is_some() { vec![None; self.args.len()] } else { Vec::new() };
+        let mut url = if self.target_plan.is_some() { String::new() } else { self.url.render(&data).map_err(|e| format!("requestTemplate.url: {e}"))? };
         let mut query: Vec<(String, String)> = Vec::new();
         let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = Vec::with_capacity(self.headers.len() + 4);
         let mut cookies: Vec<String> = Vec::new();
         let mut body_args = Map::new();
-        for (plan, value) in request::effective_args(&self.args, args) {
+        for (index, plan, value) in request::effective_args(&self.args, args) {
             match plan.position {
                 Position::Path => {
                     let segment = request::path_value(plan, value);
@@ -401,7 +471,10 @@ impl Prepared {
                     if segment == "." || segment == ".." {
                         return Err(format!("argument `{}`: `{segment}` cannot be a path segment (it would change the request path)", plan.name));
                     }
-                    url = url.replace(&format!("{{{}}}", plan.wire), &segment);
+                    match segments.get_mut(index) {
+                        Some(slot) => *slot = Some(segment),
+                        None => url = url.replace(&format!("{{{}}}", plan.wire), &segment),
+                    }
                 }
                 Position::Query => request::query_pairs(plan, value, &mut query),
                 Position::Header => headers.push((http::HeaderName::from_bytes(plan.wire.as_bytes()).map_err(|e| e.to_string())?, request::header_value(&plan.name, value).map_err(|e| e.0)?)),
@@ -418,8 +491,21 @@ impl Prepared {
                 },
             }
         }
-        let (mut path_and_query, mut q) = match split_clean_url(&url, &self.origin) {
-            Some((path, query)) => (path.to_string(), query.to_string()),
+        let planned = self.target_plan.as_ref().and_then(|t| Some((t.path(&segments)?, t.query.clone())));
+        if planned.is_none() && self.target_plan.is_some() {
+            url = self.url.render(&data).map_err(|e| format!("requestTemplate.url: {e}"))?;
+            for (index, plan, _) in request::effective_args(&self.args, args) {
+                if let Some(Some(segment)) = segments.get(index) {
+                    url = url.replace(&format!("{{{}}}", plan.wire), segment);
+                }
+            }
+        }
+        let split = match planned {
+            Some(p) => Some(p),
+            None => split_clean_url(&url, &self.origin).map(|(path, query)| (path.to_string(), query.to_string())),
+        };
+        let (mut path_and_query, mut q) = match split {
+            Some(split) => split,
             None => {
                 let parsed = url::Url::parse(&url).map_err(|e| format!("the request URL is invalid: {e}"))?;
                 if parsed.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']')) != Some(target.sni.as_str()) {
@@ -544,7 +630,32 @@ impl ToolServer for RestServer {
 
 #[cfg(test)]
 mod tests {
-    use super::{origin_of, split_clean_url};
+    use super::{origin_of, split_clean_url, ArgPlan, Position, TargetPlan};
+
+    fn path_arg(wire: &str) -> ArgPlan {
+        ArgPlan { name: wire.into(), wire: wire.into(), position: Position::Path, style: None, explode: None, default: None, fixed: None }
+    }
+
+    #[test]
+    fn static_urls_split_into_a_target_plan() {
+        let o = "http://api:8080";
+        let args = [path_arg("id"), path_arg("sub"), ArgPlan { position: Position::Query, ..path_arg("q") }];
+        let plan = TargetPlan::new("http://api:8080/v1/items/{id}/parts/{sub}?fixed=1", o, &args).expect("a plan");
+        let seg = |v: &[Option<&str>]| v.iter().map(|s| s.map(String::from)).collect::<Vec<_>>();
+        assert_eq!(plan.path(&seg(&[Some("42"), Some("a%2Fb"), None])).as_deref(), Some("/v1/items/42/parts/a%2Fb"));
+        assert_eq!(plan.query, "fixed=1");
+        // A missing value, or values that would make a dot segment, go the general way.
+        assert_eq!(plan.path(&seg(&[Some("42"), None, None])), None);
+        let dots = TargetPlan::new("http://api:8080/a/.{id}", o, &args).expect("a plan");
+        assert_eq!(dots.path(&seg(&[Some("."), None, None])), None, "`.` + `.` would make `..`");
+        assert_eq!(TargetPlan::new("http://api:8080", o, &args).expect("a plan").path(&[]).as_deref(), Some("/"));
+        // No plan: a placeholder naming no path argument, text a parser would change, a
+        // placeholder in the host or the query.
+        for url in ["http://api:8080/x/{q}", "http://api:8080/x/{nope}", "http://api:8080/a b/{id}", "http://api:8080/a/../{id}", "http://api:8080/x?a={id}", "http://api:8080/x/{id"] {
+            assert!(TargetPlan::new(url, o, &args).is_none(), "{url}");
+        }
+        assert!(TargetPlan::new("http://{id}:8080/x", "http://{id}:8080", &args).is_none());
+    }
 
     #[test]
     fn clean_urls_split_without_a_parser_and_the_rest_falls_back() {

@@ -73,7 +73,8 @@ pub struct Snapshot {
     /// The config this was built from.
     pub config: Arc<Config>,
     /// Routes by name.
-    pub routes: HashMap<String, Arc<Route>>,
+    /// By name (foldhash: the map holds only configured names, so no request can flood it).
+    pub routes: HashMap<String, Arc<Route>, foldhash::fast::RandomState>,
     /// Increments on every successful reload.
     pub generation: u64,
     /// Session tokens and local session state (kept across reloads while `session:` is
@@ -102,7 +103,7 @@ impl Snapshot {
 /// invalid config never replaces a valid one.
 pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
     let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous };
-    let mut routes = HashMap::new();
+    let mut routes = HashMap::with_hasher(foldhash::fast::RandomState::default());
     for server in &config.servers {
         let fingerprint = serde_json::to_string(server).unwrap_or_default();
         let err = |message: String| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message };

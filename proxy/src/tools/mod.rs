@@ -90,20 +90,28 @@ pub struct UpstreamTarget {
     pub sni: String,
     /// `Host` header value (`host[:port]`).
     pub host_header: String,
+    /// The same, as a header value built once (sent on every call).
+    pub host_value: http::HeaderValue,
     /// TCP (and TLS) connect timeout.
     pub connect_timeout: Duration,
     /// Whole-call timeout: waiting for and reading the response.
     pub read_timeout: Duration,
-    /// The Pingora peer (resolved address, TLS, timeouts), built once rather than on
-    /// every call.
+    /// The Pingora peer (resolved address, TLS, connect and per-read/write timeouts)
+    /// for calls that ride the proxy phases, built once rather than on every call.
     pub peer: pingora::upstreams::peer::HttpPeer,
+    /// The same peer for calls run on the connector: no per-read/write timers, since the
+    /// whole call already runs under one.
+    pub call_peer: pingora::upstreams::peer::HttpPeer,
 }
 
 impl UpstreamTarget {
-    /// A target for the resolved `addr` and its prebuilt peer.
-    pub fn new(addr: SocketAddr, tls: bool, sni: String, host_header: String, connect_timeout: Duration, read_timeout: Duration) -> Self {
-        let peer = crate::upstream::peer(addr, tls, &sni, connect_timeout, read_timeout);
-        UpstreamTarget { sni, host_header, connect_timeout, read_timeout, peer }
+    /// A target for the resolved `addr` and its prebuilt peer; `None` when `host_header`
+    /// cannot be a header value.
+    pub fn new(addr: SocketAddr, tls: bool, sni: String, host_header: String, connect_timeout: Duration, read_timeout: Duration) -> Option<Self> {
+        let host_value = http::HeaderValue::from_str(&host_header).ok()?;
+        let peer = crate::upstream::peer(addr, tls, &sni, connect_timeout, Some(read_timeout));
+        let call_peer = crate::upstream::peer(addr, tls, &sni, connect_timeout, None);
+        Some(UpstreamTarget { sni, host_header, host_value, connect_timeout, read_timeout, peer, call_peer })
     }
 }
 

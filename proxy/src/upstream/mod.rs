@@ -80,14 +80,15 @@ fn readable(e: &Error) -> String {
     out.replace("connect ", "connection ").replace("t l s", "TLS")
 }
 
-/// The Pingora peer for an upstream (kept in its [`UpstreamTarget`]).
-pub fn peer(addr: std::net::SocketAddr, tls: bool, sni: &str, connect_timeout: Duration, read_timeout: Duration) -> HttpPeer {
+/// The Pingora peer for an upstream (kept in its [`UpstreamTarget`]); `io_timeout`
+/// bounds each read and write (`None` when the caller bounds the whole exchange).
+pub fn peer(addr: std::net::SocketAddr, tls: bool, sni: &str, connect_timeout: Duration, io_timeout: Option<Duration>) -> HttpPeer {
     let mut peer = HttpPeer::new(addr, tls, sni.to_string());
     let o = &mut peer.options;
     o.connection_timeout = Some(connect_timeout);
     o.total_connection_timeout = Some(connect_timeout);
-    o.read_timeout = Some(read_timeout);
-    o.write_timeout = Some(read_timeout);
+    o.read_timeout = io_timeout;
+    o.write_timeout = io_timeout;
     o.idle_timeout = Some(POOL_IDLE);
     peer
 }
@@ -97,14 +98,18 @@ pub fn request_header(call: &HttpCall) -> pingora_error::Result<RequestHeader> {
     // No header-name case map: every name here is the gateway's own, and lowercase is
     // valid HTTP/1.1 (it halves the work of each insert).
     let mut req = RequestHeader::build_no_case(call.method.clone(), call.path_and_query.as_bytes(), Some(call.headers.len() + 2))?;
-    req.insert_header(http::header::HOST, call.target.host_header.as_str())?;
+    req.insert_header(http::header::HOST, call.target.host_value.clone())?;
     for (name, value) in &call.headers {
         req.append_header(name.clone(), value.clone())?;
     }
     // Always explicit: without it Pingora frames the upstream request as chunked (the
     // downstream JSON-RPC request had a body), and servers that do not read a GET's body
     // close the connection, which defeats pooling.
-    req.insert_header(http::header::CONTENT_LENGTH, call.body.len())?;
+    if call.body.is_empty() {
+        req.insert_header(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("0"))?;
+    } else {
+        req.insert_header(http::header::CONTENT_LENGTH, call.body.len())?;
+    }
     Ok(req)
 }
 
@@ -120,17 +125,27 @@ pub fn append_capped(body: &mut BytesMut, chunk: &[u8], cap: usize) -> bool {
     }
 }
 
-/// A response body gathered under a cap. Most bodies arrive in one chunk, which is kept
-/// as it came; only a body in several chunks is copied into one buffer.
+/// A body gathered under a cap. Most bodies arrive in one chunk, which is kept as it
+/// came; only a body in several chunks is copied into one buffer.
 #[derive(Default)]
-struct ChunkedBody {
+pub struct ChunkedBody {
     first: Option<Bytes>,
     joined: Option<BytesMut>,
 }
 
 impl ChunkedBody {
+    /// Bytes gathered so far.
+    pub fn len(&self) -> usize {
+        self.joined.as_ref().map_or_else(|| self.first.as_ref().map_or(0, Bytes::len), BytesMut::len)
+    }
+
+    /// Whether nothing was gathered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Adds a chunk up to `cap`; false once the cap is hit.
-    fn push(&mut self, chunk: Bytes, cap: usize) -> bool {
+    pub fn push(&mut self, chunk: Bytes, cap: usize) -> bool {
         if let Some(joined) = &mut self.joined {
             return append_capped(joined, &chunk, cap);
         }
@@ -153,7 +168,8 @@ impl ChunkedBody {
         }
     }
 
-    fn finish(self) -> Bytes {
+    /// The whole body.
+    pub fn finish(self) -> Bytes {
         match (self.joined, self.first) {
             (Some(j), _) => j.freeze(),
             (None, Some(f)) => f,
@@ -169,7 +185,9 @@ pub async fn execute<R>(connector: &Connector, call: &HttpCall, finish: impl FnO
     let target = &call.target;
     // `read_timeout` is the whole-call limit (`timeout:` in the config); connecting has its
     // own, shorter limit in the peer options.
-    match tokio::time::timeout(target.read_timeout, exchange(connector, call, finish)).await {
+    // Pingora's fast timer (shared 10 ms buckets) costs a fraction of a Tokio timer per
+    // call; whole seconds do not need Tokio's precision.
+    match pingora::time::fast_timeout::fast_timeout(target.read_timeout, exchange(connector, call, finish)).await {
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout { addr: target.host_header.clone(), timeout: target.read_timeout }),
     }
@@ -177,7 +195,7 @@ pub async fn execute<R>(connector: &Connector, call: &HttpCall, finish: impl FnO
 
 async fn exchange<R>(connector: &Connector, call: &HttpCall, finish: impl FnOnce(UpstreamResponse<'_>) -> R) -> Result<R, UpstreamError> {
     let target = &call.target;
-    let peer = &target.peer;
+    let peer = &target.call_peer;
     let fail = |e: Box<Error>| UpstreamError::from_pingora(&e, target);
     let (mut session, _reused) = connector.get_http_session(peer).await.map_err(fail)?;
     let header = request_header(call).map_err(fail)?;
@@ -221,6 +239,7 @@ mod tests {
         assert!(many.push(Bytes::from_static(b"abc"), 8));
         assert!(many.push(Bytes::from_static(b"def"), 8));
         assert!(!many.push(Bytes::from_static(b"ghi"), 8));
+        assert_eq!(many.len(), 8);
         assert_eq!(many.finish(), "abcdefgh");
         let mut big = ChunkedBody::default();
         assert!(!big.push(Bytes::from_static(b"0123456789"), 4));
