@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use sqlx::postgres::PgConnectOptions;
@@ -17,6 +18,7 @@ use sqlx::{AssertSqlSafe, Column, Connection, Executor, Row, SqlSafeStr, Stateme
 use super::pgpool::{self, PgPool};
 use super::value;
 use super::{DatabaseError, DbLimits, SourceConfig};
+use crate::tools::Structured;
 
 /// A pooled database.
 pub enum Engine {
@@ -88,17 +90,24 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// `{columns, rows, row_count, truncated}` (+ `rows_affected` for writes); moves the
-    /// values rather than copying them.
-    pub fn into_json(self) -> Value {
-        let row_count = self.rows.len();
-        let columns = self.columns.into_iter().map(Value::String).collect();
-        let rows = self.rows.into_iter().map(Value::Array).collect();
-        let mut v = json!({"columns": Value::Array(columns), "rows": Value::Array(rows), "row_count": row_count, "truncated": self.truncated});
-        if let Some(n) = self.rows_affected {
-            v["rows_affected"] = json!(n);
+    /// `{columns, rows, row_count, truncated}` (+ `rows_affected` for writes), written
+    /// once as JSON text: the reply embeds it as it is, with no tree built in between.
+    pub fn structured(&self) -> Structured {
+        #[derive(Serialize)]
+        struct View<'a> {
+            columns: &'a [String],
+            rows: &'a [Vec<Value>],
+            row_count: usize,
+            truncated: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rows_affected: Option<u64>,
         }
-        v
+        let view = View { columns: &self.columns, rows: &self.rows, row_count: self.rows.len(), truncated: self.truncated, rows_affected: self.rows_affected };
+        // Serializing plain values into a string cannot fail.
+        match serde_json::to_string(&view).map(serde_json::value::RawValue::from_string) {
+            Ok(Ok(raw)) => Structured::Raw(raw),
+            _ => Structured::Value(json!({"columns": self.columns, "rows": self.rows, "row_count": self.rows.len(), "truncated": self.truncated})),
+        }
     }
 }
 
@@ -476,9 +485,9 @@ mod tests {
     #[test]
     fn rows_become_the_documented_object() {
         let rows = Rows { columns: vec!["id".into(), "name".into()], rows: vec![vec![json!(1), json!("a")]], truncated: true, rows_affected: None };
-        assert_eq!(rows.into_json(), json!({"columns": ["id", "name"], "rows": [[1, "a"]], "row_count": 1, "truncated": true}));
+        assert_eq!(rows.structured().to_value(), json!({"columns": ["id", "name"], "rows": [[1, "a"]], "row_count": 1, "truncated": true}));
         let write = Rows { rows_affected: Some(3), ..Default::default() };
-        assert_eq!(write.into_json(), json!({"columns": [], "rows": [], "row_count": 0, "truncated": false, "rows_affected": 3}));
+        assert_eq!(write.structured().to_value(), json!({"columns": [], "rows": [], "row_count": 0, "truncated": false, "rows_affected": 3}));
     }
 }
 

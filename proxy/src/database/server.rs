@@ -101,29 +101,36 @@ impl DatabaseServer {
 
 /// A readable text copy of a result.
 fn table_text(rows: &Rows) -> String {
+    use std::fmt::Write as _;
     if let Some(n) = rows.rows_affected {
         return format!("{n} row(s) affected");
     }
     let mut out = rows.columns.join(" | ");
     out.push('\n');
     for r in &rows.rows {
-        out.push_str(&r.iter().map(|v| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => "NULL".into(),
-            other => other.to_string(),
-        }).collect::<Vec<_>>().join(" | "));
+        for (i, v) in r.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            match v {
+                Value::String(s) => out.push_str(s),
+                Value::Null => out.push_str("NULL"),
+                // Writing into a String cannot fail.
+                other => {
+                    let _ = write!(out, "{other}");
+                }
+            }
+        }
         out.push('\n');
     }
-    out.push_str(&format!("({} row{}{})", rows.rows.len(), if rows.rows.len() == 1 { "" } else { "s" }, if rows.truncated { ", truncated: a row or size cap was reached" } else { "" }));
+    let n = rows.rows.len();
+    let _ = write!(out, "({n} row{}{})", if n == 1 { "" } else { "s" }, if rows.truncated { ", truncated: a row or size cap was reached" } else { "" });
     out
 }
 
 fn rows_result(r: Result<Rows, String>) -> CallToolResult {
     match r {
-        Ok(rows) => {
-            let text = table_text(&rows);
-            CallToolResult { content: vec![Content::Text { text }], structured_content: Some(rows.into_json().into()), is_error: false }
-        }
+        Ok(rows) => CallToolResult { content: vec![Content::Text { text: table_text(&rows) }], structured_content: Some(rows.structured()), is_error: false },
         Err(e) => CallToolResult::error(e),
     }
 }
