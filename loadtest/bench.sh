@@ -6,27 +6,40 @@
 # Prints requests/s, p50 and p99 for each, and mcpgate's throughput ratio and added p99
 # against the bare passthrough. Targets: ratio >= 0.8, added p99 <= 0.5 ms at 64 connections.
 #
-# As on a multicore host, the proxy under test gets CPUs of its own (PIN=1, the default
-# when taskset exists and there are 2+ CPUs): the upper half of the CPUs serves the
-# proxies, the lower half runs the load generator and the backend. Each proxy's CPU time
-# per request (from /proc) is printed too: it is the cost a request adds, whatever else
-# the machine is doing, and it tells whether a proxy was saturated.
+# As on a multicore host, the proxies get CPUs of their own (PIN=1, the default when
+# taskset exists and there are 2+ CPUs): the upper half of the CPUs serves the proxies,
+# the lower half runs the load generator and the backend. Each proxy's CPU time per
+# request (from /proc) is printed too: it is the cost a request adds, and it tells
+# whether a proxy was saturated.
 #
-# On a shared or virtual machine one run of each can land on a noisy second; so the
-# passthrough and mcpgate are measured in ROUNDS back-to-back pairs (the order alternating
-# each round, so drift favours neither), every round is printed, and the verdict is on
-# the median round.
+# Three measurements, each printed per round:
+#   solo    each proxy alone at full load (64 connections), the two alternating over
+#           ROUNDS rounds. On a shared or virtual machine these swing by +-15% between
+#           runs a minute apart, more than the difference being measured.
+#   shared  both proxies at full load at the same time on the same CPU(s), each driven
+#           by its own 64 connections (SHARED_ROUNDS rounds). The kernel splits the CPU
+#           between them, so their throughput ratio is their cost ratio, and whatever
+#           the machine does meanwhile hits both alike. The throughput verdict is the
+#           median of these rounds.
+#   latency each proxy at the same offered load (RATE_SHARE of the passthrough's solo
+#           median, 64 connections, open loop with latency correction), alternating.
+#           At full load latency is queueing behind the other 63 connections, i.e.
+#           throughput again; at equal load the p99 difference is the latency mcpgate
+#           adds. The p99 verdict is the median of these rounds.
 #
-#   loadtest/bench.sh                      # DURATION=15s CONNECTIONS=64 THREADS=1 ROUNDS=3
+#   loadtest/bench.sh      # DURATION=10s CONNECTIONS=64 THREADS=1 ROUNDS=3 SHARED_ROUNDS=5 RATE_SHARE=0.5
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-15s}
+DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}           # worker threads for backend, passthrough and mcpgate each
 ROUNDS=${ROUNDS:-3}
+SHARED_ROUNDS=${SHARED_ROUNDS:-5}
+RATE_SHARE=${RATE_SHARE:-0.5}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}/release
 OUT=${OUT:-$PWD/loadtest/out}
 mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.ticks
 
 command -v oha >/dev/null || cargo install oha --locked
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p mcpgate -p passthrough -p backend >&2
@@ -63,7 +76,7 @@ servers:
     base_url: http://$BACKEND
 YAML
 RUST_LOG=warn "${PROXY[@]}" "$TARGET/mcpgate" --config "$OUT/mcpgate.yaml" >"$OUT/mcpgate.log" 2>&1 & pids+=($!); GW_PID=$!
-for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && curl -sf "http://$BACKEND/items/1" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && curl -sf "http://$BACKEND/items/1" >/dev/null && curl -sf "http://$PASS/items/1" >/dev/null && break; sleep 0.1; done
 
 H=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
 SID=$(curl -s -D - -o /dev/null "${H[@]}" "http://$GW/mcp/bench" \
@@ -74,55 +87,96 @@ CALL='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"getItem","
 sample=$(curl -s "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' "http://$GW/mcp/bench" -d "$CALL")
 echo "$sample" | grep -q '"structuredContent"' && ! echo "$sample" | grep -q '"isError":true' || { echo "mcpgate tools/call does not succeed: $sample" >&2; exit 1; }
 
+PASS_ARGS=("http://$PASS/items/42")
+GW_ARGS=(-m POST "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' -d "$CALL" "http://$GW/mcp/bench")
 cpu_ticks() { # pid -> utime+stime in clock ticks
   [ -n "${1:-}" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0
 }
-run() { # name, pid of the proxy (or ""), oha args...
+oha_run() { # out-name, oha args... (one load, its JSON kept)
+  local name=$1; shift
+  "${LOAD[@]}" oha --no-tui --output-format json -c "$CONNECTIONS" "$@" > "$OUT/$name.json"
+}
+solo() { # name, pid of the proxy (or ""), oha args...
   local name=$1 pid=$2; shift 2
   "${LOAD[@]}" oha --no-tui --output-format json -z 2s -c "$CONNECTIONS" "$@" >/dev/null 2>&1 || true     # warm-up
   local before; before=$(cpu_ticks "$pid")
-  "${LOAD[@]}" oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" "$@" > "$OUT/$name.json"
+  oha_run "$name" -z "$DURATION" "$@"
   echo $(( $(cpu_ticks "$pid") - before )) > "$OUT/$name.ticks"
 }
-run_pass() { run "passthrough.$1" "$PASS_PID" "http://$PASS/items/42"; }
-run_gw() { run "mcpgate.$1" "$GW_PID" -m POST "${H[@]}" -H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18' -d "$CALL" "http://$GW/mcp/bench"; }
-run direct "" "http://$BACKEND/items/42"
+shared() { # round: both proxies loaded at once
+  local p0 g0
+  p0=$(cpu_ticks "$PASS_PID"); g0=$(cpu_ticks "$GW_PID")
+  oha_run "shared-pass.$1" -z "$DURATION" "${PASS_ARGS[@]}" & local o=$!
+  oha_run "shared-mcpgate.$1" -z "$DURATION" "${GW_ARGS[@]}"
+  wait "$o"
+  echo $(( $(cpu_ticks "$PASS_PID") - p0 )) > "$OUT/shared-pass.$1.ticks"
+  echo $(( $(cpu_ticks "$GW_PID") - g0 )) > "$OUT/shared-mcpgate.$1.ticks"
+}
+
+solo direct "" "http://$BACKEND/items/42"
 for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then run_pass "$r"; run_gw "$r"; else run_gw "$r"; run_pass "$r"; fi
+  if [ $((r % 2)) = 1 ]; then solo "passthrough.$r" "$PASS_PID" "${PASS_ARGS[@]}"; solo "mcpgate.$r" "$GW_PID" "${GW_ARGS[@]}"
+  else solo "mcpgate.$r" "$GW_PID" "${GW_ARGS[@]}"; solo "passthrough.$r" "$PASS_PID" "${PASS_ARGS[@]}"; fi
+done
+for r in $(seq 1 "$SHARED_ROUNDS"); do shared "$r"; done
+RATE=$(python3 - "$OUT" "$ROUNDS" "$RATE_SHARE" <<'PY'
+import json, statistics, sys
+out, rounds, share = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+print(int(share * statistics.median(json.load(open(f"{out}/passthrough.{r}.json"))["summary"]["requestsPerSec"] for r in range(1, rounds + 1))))
+PY
+)
+for r in $(seq 1 "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then oha_run "latency-pass.$r" -z "$DURATION" -q "$RATE" --latency-correction "${PASS_ARGS[@]}"; oha_run "latency-mcpgate.$r" -z "$DURATION" -q "$RATE" --latency-correction "${GW_ARGS[@]}"
+  else oha_run "latency-mcpgate.$r" -z "$DURATION" -q "$RATE" --latency-correction "${GW_ARGS[@]}"; oha_run "latency-pass.$r" -z "$DURATION" -q "$RATE" --latency-correction "${PASS_ARGS[@]}"; fi
 done
 
-python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$THREADS" "$PIN" "$(getconf CLK_TCK)" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$THREADS" "$PIN" "$(getconf CLK_TCK)" "$ROUNDS" "$SHARED_ROUNDS" "$RATE" <<'PY'
 import json, os, statistics, sys
-out, duration, conns, threads, pin, hz, rounds = sys.argv[1:]
+out, duration, conns, threads, pin, hz, rounds, shared_rounds, rate = sys.argv[1:]
+rounds, shared_rounds = int(rounds), int(shared_rounds)
 def load(name):
     d = json.load(open(f"{out}/{name}.json"))
     s = d["summary"]; p = d["latencyPercentiles"]
     codes = d.get("statusCodeDistribution", {})
     ok = codes.get("200", 0); total = sum(codes.values()) or 1
-    ticks = int(open(f"{out}/{name}.ticks").read() or 0)
+    path = f"{out}/{name}.ticks"
+    ticks = int(open(path).read() or 0) if os.path.exists(path) else 0
     secs = s["total"]
     cpu = ticks / int(hz)
     return dict(rps=s["requestsPerSec"], p50=p["p50"] * 1000, p99=p["p99"] * 1000, ok=ok / total, errors=sum(d.get("errorDistribution", {}).values()),
                 busy=cpu / secs if secs else 0, us=cpu * 1e6 / max(ok, 1) if ticks else None)
-rows = [("direct", load("direct"))]
-pairs = []
-for r in range(1, int(rounds) + 1):
-    pt, gw = load(f"passthrough.{r}"), load(f"mcpgate.{r}")
-    rows += [(f"passthrough {r}", pt), (f"mcpgate {r}", gw)]
-    pairs.append((gw["rps"] / pt["rps"], gw["p99"] - pt["p99"], pt, gw))
-where = "proxy pinned to its own CPU(s), load generator and backend on the others" if pin == "1" else "all processes share the CPUs"
-print(f"\n{conns} connections, {duration} per target, {threads} worker thread(s) per server, {rounds} round(s); {where}\n")
-print(f"{'target':<15} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'200s':>7} {'errors':>7} {'proxy CPU':>10} {'CPU us/req':>11}")
-for n, r in rows:
+def row(n, r):
     busy = f"{r['busy']*100:.0f}%" if r['us'] is not None else "-"
     us = f"{r['us']:.1f}" if r['us'] is not None else "-"
-    print(f"{n:<15} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['ok']*100:>6.1f}% {r['errors']:>7} {busy:>10} {us:>11}")
-print()
-for i, (ratio, added, pt, gw) in enumerate(pairs, 1):
-    cpu = f", CPU per request passthrough / mcpgate {pt['us'] / gw['us']:.3f}" if pt["us"] and gw["us"] else ""
-    print(f"round {i}: throughput ratio {ratio:.3f}, added p99 {added:+.3f} ms{cpu}")
-ratio = statistics.median(p[0] for p in pairs)
-added = statistics.median(p[1] for p in pairs)
-print(f"\nmcpgate / passthrough throughput (median of {rounds}): {ratio:.3f}  (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
-print(f"mcpgate p99 - passthrough p99 (median of {rounds}):    {added:+.3f} ms  (target <= 0.5 ms: {'met' if added <= 0.5 else 'NOT met'})")
+    print(f"{n:<18} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['ok']*100:>6.1f}% {r['errors']:>7} {busy:>10} {us:>11}")
+where = "proxies pinned to their own CPU(s), load generator and backend on the others" if pin == "1" else "all processes share the CPUs"
+print(f"\n{conns} connections, {duration} per run, {threads} worker thread(s) per server; {where}")
+head = f"{'target':<18} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'200s':>7} {'errors':>7} {'proxy CPU':>10} {'CPU us/req':>11}"
+print(f"\n-- solo: each proxy alone at full load, {rounds} alternating rounds\n{head}")
+row("direct", load("direct"))
+solo = []
+for r in range(1, rounds + 1):
+    pt, gw = load(f"passthrough.{r}"), load(f"mcpgate.{r}")
+    row(f"passthrough {r}", pt); row(f"mcpgate {r}", gw)
+    solo.append((gw["rps"] / pt["rps"], gw["p99"] - pt["p99"]))
+print("per round, throughput ratio: " + " ".join(f"{x[0]:.3f}" for x in solo) + "   added p99 (ms, at full load): " + " ".join(f"{x[1]:+.3f}" for x in solo))
+print(f"\n-- shared: both proxies at full load at once on the same CPU(s), {shared_rounds} rounds\n{head}")
+shared = []
+for r in range(1, shared_rounds + 1):
+    pt, gw = load(f"shared-pass.{r}"), load(f"shared-mcpgate.{r}")
+    row(f"passthrough {r}", pt); row(f"mcpgate {r}", gw)
+    shared.append(gw["rps"] / pt["rps"])
+print("per round, throughput ratio: " + " ".join(f"{x:.3f}" for x in shared))
+print(f"\n-- latency: both at the same offered load, {rate} req/s ({conns} connections, open loop), {rounds} alternating rounds\n{head}")
+lat = []
+for r in range(1, rounds + 1):
+    pt, gw = load(f"latency-pass.{r}"), load(f"latency-mcpgate.{r}")
+    row(f"passthrough {r}", pt); row(f"mcpgate {r}", gw)
+    lat.append(gw["p99"] - pt["p99"])
+print("per round, added p99 (ms): " + " ".join(f"{x:+.3f}" for x in lat))
+ratio = statistics.median(shared)
+added = statistics.median(lat)
+print(f"\nmcpgate / passthrough throughput, shared CPU (median of {shared_rounds}): {ratio:.3f}  (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
+print(f"mcpgate / passthrough throughput, solo (median of {rounds}):        {statistics.median(x[0] for x in solo):.3f}  (each alone; noisy on shared machines)")
+print(f"mcpgate p99 - passthrough p99 at {rate} req/s (median of {rounds}):   {added:+.3f} ms  (target <= 0.5 ms: {'met' if added <= 0.5 else 'NOT met'})")
 PY
