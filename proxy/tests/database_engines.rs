@@ -41,6 +41,18 @@ async fn session(gw: &Gateway, name: &str) -> Raw {
     c
 }
 
+/// A gateway serving PostgreSQL twice (`pg-rw` read-write, `pg` read-only) under an
+/// `application_name` of its own, so a test can find its connections in
+/// `pg_stat_activity`; returns that name, the gateway and a session on each server.
+async fn tagged_postgres(prefix: &str) -> (String, Gateway, Raw, Raw) {
+    let app = unique(prefix);
+    let url = format!("{PG}?application_name={app}");
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", &url, "read-write"), server("pg", &url, "read-only")));
+    let w = session(&gw, "pg-rw").await;
+    let r = session(&gw, "pg").await;
+    (app, gw, w, r)
+}
+
 fn ok(r: &Value) -> &Value {
     assert_ne!(r["isError"], true, "{r}");
     &r["structuredContent"]
@@ -173,11 +185,7 @@ async fn postgres_pooled_transactions_leave_no_lock_or_open_transaction() {
     if !reachable(5432) {
         return;
     }
-    let app = unique("mcpgate_park");
-    let url = format!("{PG}?application_name={app}");
-    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", &url, "read-write"), server("pg", &url, "read-only")));
-    let w = session(&gw, "pg-rw").await;
-    let r = session(&gw, "pg").await;
+    let (app, _gw, w, r) = tagged_postgres("mcpgate_park").await;
     let table = unique("mcpgate_pg_park");
     ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {table} (id int PRIMARY KEY, name text)")})).await);
     ok(&w.call("execute", json!({"sql": format!("INSERT INTO {table} SELECT g, 'row ' || g FROM generate_series(1, 8) g")})).await);
@@ -230,11 +238,7 @@ async fn postgres_calls_survive_connections_the_server_closed() {
     if !reachable(5432) {
         return;
     }
-    let app = unique("mcpgate_stale");
-    let url = format!("{PG}?application_name={app}");
-    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", &url, "read-write"), server("pg", &url, "read-only")));
-    let w = session(&gw, "pg-rw").await;
-    let r = session(&gw, "pg").await;
+    let (app, _gw, w, r) = tagged_postgres("mcpgate_stale").await;
     let table = unique("mcpgate_pg_stale");
     ok(&w.call("execute", json!({"sql": format!("CREATE TABLE {table} (id int PRIMARY KEY)")})).await);
     let read = || r.call("query", json!({"sql": format!("SELECT count(*) AS n FROM {table}")}));
