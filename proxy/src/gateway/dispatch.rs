@@ -49,16 +49,16 @@ fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
 
 /// Dispatches a request; `Ok(true)` when answered here, `Ok(false)` to proxy upstream.
 pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    if parse_path(session.req_header().uri.path()).is_none() {
+    let snapshot = state.snapshot.load_full();
+    // The path is parsed once and the route looked up while the path is borrowed from
+    // the request, before the session is borrowed mutably, so no part of it is copied.
+    // `route` is `None` before the first snapshot, `Err(name)` for an unknown server.
+    let parsed = parse_path(session.req_header().uri.path()).map(|(name, endpoint)| (snapshot.as_ref().map(|s| s.route(name).cloned().ok_or_else(|| name.to_string())), endpoint));
+    let Some((route, endpoint)) = parsed else {
         return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: MCP endpoints are /mcp/{server}").await;
-    }
-    let Some(snapshot) = state.snapshot.load_full() else {
-        return respond::send(session, 503, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "the gateway is starting"), &[("retry-after", "1")]).await;
     };
-    // The route is looked up while the path is borrowed from the request, before the
-    // session is borrowed mutably, so no part of the path needs copying.
-    let Some((route, endpoint)) = parse_path(session.req_header().uri.path()).map(|(name, endpoint)| (snapshot.route(name).cloned().ok_or_else(|| name.to_string()), endpoint)) else {
-        return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: MCP endpoints are /mcp/{server}").await;
+    let (Some(snapshot), Some(route)) = (snapshot, route) else {
+        return respond::send(session, 503, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "the gateway is starting"), &[("retry-after", "1")]).await;
     };
     if let Err(why) = snapshot.origin.check(&session.req_header().headers) {
         return respond::rpc_error(session, 403, INVALID_REQUEST, &format!("Forbidden: {why}")).await;
@@ -130,4 +130,20 @@ pub async fn read_body(session: &mut Session, limit: usize, keep_for_proxy: bool
 pub async fn too_large(session: &mut Session, size: usize, limit: usize) -> Result<bool> {
     session.set_keepalive(None);
     respond::rpc_error(session, 413, INVALID_REQUEST, &format!("Payload Too Large: {size} bytes exceeds the {limit}-byte limit (limits.max_request_body)")).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_path, Endpoint};
+
+    #[test]
+    fn paths_name_a_server_and_an_endpoint() {
+        assert!(parse_path("/mcp/demo") == Some(("demo", Endpoint::Streamable)));
+        assert!(parse_path("/mcp/demo/sse") == Some(("demo", Endpoint::Sse)));
+        assert!(parse_path("/mcp/demo/message") == Some(("demo", Endpoint::Message)));
+        assert!(parse_path("/mcp/demo/messages") == Some(("demo", Endpoint::Message)));
+        assert!(parse_path("/mcp/demo/sse/x") == Some(("demo", Endpoint::Unknown)));
+        assert!(parse_path("/mcp/demo/") == Some(("demo", Endpoint::Streamable)));
+        assert!(parse_path("/mcp").is_none() && parse_path("/metrics").is_none() && parse_path("/MCP/demo").is_none());
+    }
 }
