@@ -1,8 +1,9 @@
 //! Writing gateway-generated responses.
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
-use pingora_error::Result;
+use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
 
 use crate::mcp::jsonrpc;
@@ -10,20 +11,40 @@ use crate::mcp::jsonrpc;
 /// Writes a complete response; always returns `Ok(true)` ("handled") for `request_filter`.
 pub async fn send(session: &mut Session, status: u16, content_type: Option<&str>, body: impl Into<Bytes>, extra: &[(&'static str, &str)]) -> Result<bool> {
     let body: Bytes = body.into();
-    // The gateway writes these headers itself: no case map to keep (lowercase names).
-    let mut h = ResponseHeader::build_no_case(status, Some(4 + extra.len()))?;
-    if let Some(ct) = content_type {
-        h.insert_header(http::header::CONTENT_TYPE, ct)?;
-    }
-    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    for (k, v) in extra {
-        h.insert_header(*k, *v)?;
-    }
-    session.write_response_header(Box::new(h), body.is_empty()).await?;
+    let header = response_header(status, content_type, body.len(), extra)?;
+    session.write_response_header(Box::new(header), body.is_empty()).await?;
     if !body.is_empty() {
         session.write_response_body(Some(body), true).await?;
     }
     Ok(true)
+}
+
+/// The JSON content type, built at compile time (every reply but one carries it).
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A response header built as `http` parts and converted once: Pingora's insert methods
+/// re-derive and title-case each name on every call. The gateway writes these headers
+/// itself, so no case map is kept (lowercase names).
+fn response_header(status: u16, content_type: Option<&str>, len: usize, extra: &[(&'static str, &str)]) -> Result<ResponseHeader> {
+    let invalid = |what: &str| Error::explain(ErrorType::InvalidHTTPHeader, format!("invalid response {what}"));
+    let mut headers = http::HeaderMap::with_capacity(4 + extra.len());
+    match content_type {
+        Some("application/json") => {
+            headers.insert(http::header::CONTENT_TYPE, JSON);
+        }
+        Some(ct) => {
+            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_str(ct).map_err(|_| invalid("content type"))?);
+        }
+        None => {}
+    }
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    for (k, v) in extra {
+        headers.insert(HeaderName::from_bytes(k.as_bytes()).map_err(|_| invalid("header name"))?, HeaderValue::from_str(v).map_err(|_| invalid("header value"))?);
+    }
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = http::StatusCode::from_u16(status).map_err(|_| invalid("status"))?;
+    parts.headers = headers;
+    Ok(ResponseHeader::from(parts))
 }
 
 /// 200 with a JSON body.

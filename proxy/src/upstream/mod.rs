@@ -95,22 +95,25 @@ pub fn peer(addr: std::net::SocketAddr, tls: bool, sni: &str, connect_timeout: D
 
 /// The request header for a call: only what the call says, never the client's headers.
 pub fn request_header(call: &HttpCall) -> pingora_error::Result<RequestHeader> {
-    // No header-name case map: every name here is the gateway's own, and lowercase is
-    // valid HTTP/1.1 (it halves the work of each insert).
-    let mut req = RequestHeader::build_no_case(call.method.clone(), call.path_and_query.as_bytes(), Some(call.headers.len() + 2))?;
-    req.insert_header(http::header::HOST, call.target.host_value.clone())?;
+    // Built as `http` parts and converted once: Pingora's own insert/append re-derive each
+    // name from bytes (and title-case it) on every call, which was a third of this
+    // function's cost. No header-name case map is kept: every name is the gateway's own,
+    // and lowercase is valid HTTP/1.1.
+    let uri = http::Uri::try_from(call.path_and_query.as_str()).map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, format!("invalid request target {}", call.path_and_query), e))?;
+    let mut headers = http::HeaderMap::with_capacity(call.headers.len() + 2);
+    headers.insert(http::header::HOST, call.target.host_value.clone());
     for (name, value) in &call.headers {
-        req.append_header(name.clone(), value.clone())?;
+        headers.append(name.clone(), value.clone());
     }
     // Always explicit: without it Pingora frames the upstream request as chunked (the
     // downstream JSON-RPC request had a body), and servers that do not read a GET's body
     // close the connection, which defeats pooling.
-    if call.body.is_empty() {
-        req.insert_header(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("0"))?;
-    } else {
-        req.insert_header(http::header::CONTENT_LENGTH, call.body.len())?;
-    }
-    Ok(req)
+    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(call.body.len()));
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = call.method.clone();
+    parts.uri = uri;
+    parts.headers = headers;
+    Ok(RequestHeader::from(parts))
 }
 
 /// Appends `chunk` to `body` up to `cap`; returns false once the cap is hit.
@@ -185,9 +188,10 @@ pub async fn execute<R>(connector: &Connector, call: &HttpCall, finish: impl FnO
     let target = &call.target;
     // `read_timeout` is the whole-call limit (`timeout:` in the config); connecting has its
     // own, shorter limit in the peer options.
-    // Pingora's fast timer (shared 10 ms buckets) costs a fraction of a Tokio timer per
-    // call; whole seconds do not need Tokio's precision.
-    match pingora::time::fast_timeout::fast_timeout(target.read_timeout, exchange(connector, call, finish)).await {
+    // One Tokio timer for the whole call. Measured with callgrind, it costs ~1.4k fewer
+    // instructions per call than Pingora's fast timer, whose per-thread BTreeMap of 10 ms
+    // buckets holds a node for every bucket up to `timeout:` ahead.
+    match tokio::time::timeout(target.read_timeout, exchange(connector, call, finish)).await {
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout { addr: target.host_header.clone(), timeout: target.read_timeout }),
     }
