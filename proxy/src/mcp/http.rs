@@ -14,6 +14,11 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// The protocol version header.
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
 
+// As `HeaderName`s built at compile time: a lookup by `&str` parses the name again on
+// every request.
+const SESSION_NAME: http::HeaderName = http::HeaderName::from_static(SESSION_HEADER);
+const VERSION_NAME: http::HeaderName = http::HeaderName::from_static(VERSION_HEADER);
+
 /// Origin and Host acceptance, built once per snapshot.
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
@@ -97,7 +102,7 @@ impl OriginPolicy {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_str<'a>(headers: &'a HeaderMap, name: impl http::header::AsHeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -137,13 +142,13 @@ pub fn accepts_sse(headers: &HeaderMap) -> bool {
 
 /// Whether the body is declared as JSON.
 pub fn is_json(headers: &HeaderMap) -> bool {
-    header_str(headers, "content-type").is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+    header_str(headers, http::header::CONTENT_TYPE).is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The `MCP-Protocol-Version` header: `Ok(None)` when absent, `Err` with the refused
 /// value when present but unsupported.
 pub fn protocol_version(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, String> {
-    match headers.get(VERSION_HEADER) {
+    match headers.get(&VERSION_NAME) {
         None => Ok(None),
         Some(v) => {
             let text = v.to_str().unwrap_or("<non-ascii>");
@@ -154,7 +159,7 @@ pub fn protocol_version(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, 
 
 /// The session id presented, if any.
 pub fn session_id(headers: &HeaderMap) -> Option<&str> {
-    header_str(headers, SESSION_HEADER)
+    header_str(headers, &SESSION_NAME)
 }
 
 #[cfg(test)]

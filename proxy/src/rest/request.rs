@@ -100,6 +100,13 @@ pub fn query_pairs(arg: &ArgPlan, value: &Value, out: &mut Vec<(String, String)>
 pub fn path_value(arg: &ArgPlan, value: &Value) -> String {
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     let explode = arg.explode.unwrap_or(false);
+    // The common case, one plain value in the simple style: no list to build and join.
+    if arg.style.is_none() && !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return match value {
+            Value::String(s) => enc(s),
+            other => enc(&scalar_text(other)),
+        };
+    }
     let items: Vec<String> = match value {
         Value::Array(a) => a.iter().map(|v| enc(&scalar_text(v))).collect(),
         Value::Object(m) if explode => m.iter().map(|(k, v)| format!("{}={}", enc(k), enc(&scalar_text(v)))).collect(),

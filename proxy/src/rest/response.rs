@@ -1,5 +1,7 @@
 //! Mapping an upstream HTTP response to a `CallToolResult`.
 
+use std::borrow::Cow;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::value::RawValue;
@@ -26,8 +28,20 @@ pub struct ResponsePlan {
 /// Longest body excerpt quoted in an error.
 const EXCERPT: usize = 1024;
 
-fn media_type(resp: &UpstreamResponse<'_>) -> String {
-    resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).unwrap_or("").trim().to_ascii_lowercase()
+/// The response's media type without parameters, lowercased (borrowed when it already is).
+fn media_type<'a>(resp: &UpstreamResponse<'a>) -> Cow<'a, str> {
+    let value = resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = value.split_once(';').map_or(value, |(m, _)| m).trim();
+    if media.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(media.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(media)
+    }
+}
+
+/// Whether a media type is text of some kind (JSON first: it is nearly every answer).
+fn is_textual(media: &str) -> bool {
+    media == "application/json" || media.is_empty() || media.starts_with("text/") || ["json", "xml", "yaml", "javascript"].iter().any(|kind| media.contains(kind))
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -60,22 +74,22 @@ impl ResponsePlan {
         }
         let media = media_type(resp);
         if media.starts_with("image/") && !resp.truncated {
-            return CallToolResult { content: vec![Content::Image { data: STANDARD.encode(resp.body), mime_type: media }], structured_content: None, is_error: false };
+            return CallToolResult { content: vec![Content::Image { data: STANDARD.encode(resp.body), mime_type: media.into_owned() }], structured_content: None, is_error: false };
         }
         if media.starts_with("audio/") && !resp.truncated {
-            return CallToolResult { content: vec![Content::Audio { data: STANDARD.encode(resp.body), mime_type: media }], structured_content: None, is_error: false };
+            return CallToolResult { content: vec![Content::Audio { data: STANDARD.encode(resp.body), mime_type: media.into_owned() }], structured_content: None, is_error: false };
         }
         if resp.body.is_empty() {
             return CallToolResult::text(format!("success (HTTP {})", resp.status));
         }
-        let textual = media.is_empty() || media.starts_with("text/") || media.contains("json") || media.contains("xml") || media.contains("yaml") || media.contains("javascript") || std::str::from_utf8(resp.body).is_ok();
+        let textual = is_textual(&media) || std::str::from_utf8(resp.body).is_ok();
         if !textual {
             let mut r = CallToolResult::text(format!("binary response: {} bytes of {media}", resp.body.len()));
-            r.content.push(Content::Resource { resource: serde_json::json!({"uri": format!("mcpgate:response/{}", self.label.replace(' ', "")), "mimeType": media, "blob": STANDARD.encode(resp.body)}) });
+            r.content.push(Content::Resource { resource: serde_json::json!({"uri": format!("mcpgate:response/{}", self.label.replace(' ', "")), "mimeType": media.as_ref(), "blob": STANDARD.encode(resp.body)}) });
             return r;
         }
         // `from_utf8` checks ASCII a word at a time; the lossy form only for other text.
-        let raw = std::str::from_utf8(resp.body).map_or_else(|_| String::from_utf8_lossy(resp.body), std::borrow::Cow::Borrowed);
+        let raw = std::str::from_utf8(resp.body).map_or_else(|_| String::from_utf8_lossy(resp.body), Cow::Borrowed);
         let (text, structured) = match &self.body {
             Some(t) => {
                 let json: Option<Value> = if resp.truncated { None } else { serde_json::from_slice(resp.body).ok() };
@@ -91,7 +105,7 @@ impl ResponsePlan {
                     (p, a) => format!("{}{}{}", p.as_deref().unwrap_or(""), raw, a.as_deref().unwrap_or("")),
                 };
                 // Only a body that is valid UTF-8 as sent (`raw` borrowed) can be passed through.
-                (text, if resp.truncated || matches!(raw, std::borrow::Cow::Owned(_)) { None } else { json_object(&raw) })
+                (text, if resp.truncated || matches!(raw, Cow::Owned(_)) { None } else { json_object(&raw) })
             }
         };
         let text = match truncation_note(resp) {

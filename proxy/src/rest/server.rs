@@ -123,6 +123,10 @@ impl TargetPlan {
                 TargetPart::Arg(i) => out.push_str(segments.get(*i)?.as_deref()?),
             }
         }
+        // A dot segment needs a `.` or a `%` (`%2e`); most paths have neither.
+        if !out.bytes().any(|b| b == b'.' || b == b'%') {
+            return Some(out);
+        }
         let dot = |seg: &str| [".", "..", "%2e", "%2e%2e", ".%2e", "%2e."].iter().any(|d| seg.eq_ignore_ascii_case(d));
         (!out.split('/').any(dot)).then_some(out)
     }
@@ -444,6 +448,15 @@ fn split_clean_url<'u>(url: &'u str, origin: &str) -> Option<(&'u str, &'u str)>
     Some((if path.is_empty() { "/" } else { path }, query))
 }
 
+// Header values every call sends, built at compile time (`from_static` at run time checks
+// each byte again on every call).
+const JSON: http::HeaderValue = http::HeaderValue::from_static("application/json");
+const JSON_UTF8: http::HeaderValue = http::HeaderValue::from_static("application/json; charset=utf-8");
+const FORM: http::HeaderValue = http::HeaderValue::from_static("application/x-www-form-urlencoded");
+const ANY: http::HeaderValue = http::HeaderValue::from_static("*/*");
+const IDENTITY: http::HeaderValue = http::HeaderValue::from_static("identity");
+const USER_AGENT: http::HeaderValue = http::HeaderValue::from_static(concat!("mcpgate/", env!("CARGO_PKG_VERSION")));
+
 impl Prepared {
     fn build(&self, args: &Map<String, Value>, config: &Value, cx: CallContext<'_>, max: usize) -> Result<HttpCall, String> {
         let target = match &self.target {
@@ -563,13 +576,13 @@ impl Prepared {
                 if b.is_empty() {
                     headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
                 } else if is_json && !has(&headers, &http::header::CONTENT_TYPE) {
-                    headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json; charset=utf-8")));
+                    headers.push((http::header::CONTENT_TYPE, JSON_UTF8.clone()));
                 }
                 Bytes::from(b)
             }
             BodyPlan::Json => {
                 if !has(&headers, &http::header::CONTENT_TYPE) {
-                    headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json")));
+                    headers.push((http::header::CONTENT_TYPE, JSON.clone()));
                 }
                 Bytes::from(Value::Object(body_args).to_string())
             }
@@ -580,16 +593,16 @@ impl Prepared {
                     request::query_pairs(&plan, v, &mut pairs);
                 }
                 if !has(&headers, &http::header::CONTENT_TYPE) {
-                    headers.push((http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded")));
+                    headers.push((http::header::CONTENT_TYPE, FORM.clone()));
                 }
                 Bytes::from(request::form_encode(&pairs))
             }
         };
         if !has(&headers, &http::header::ACCEPT) {
-            headers.push((http::header::ACCEPT, http::HeaderValue::from_static("*/*")));
+            headers.push((http::header::ACCEPT, ANY.clone()));
         }
-        headers.push((http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity")));
-        headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))));
+        headers.push((http::header::ACCEPT_ENCODING, IDENTITY.clone()));
+        headers.push((http::header::USER_AGENT, USER_AGENT.clone()));
         Ok(HttpCall { target: target.clone(), method: self.method.clone(), path_and_query, headers, body, max_response_bytes: max })
     }
 }

@@ -38,6 +38,11 @@ impl CatalogEntry {
     /// Checks arguments against `inputSchema`; on failure returns a message naming each
     /// offending field and the rule it broke.
     pub fn validate(&self, args: &Value) -> Result<(), String> {
+        // Valid arguments are the rule: `is_valid` stops at the first failure and builds no
+        // errors; only invalid ones are walked again for the message.
+        if self.validator.is_valid(args) {
+            return Ok(());
+        }
         let mut problems: Vec<String> = Vec::new();
         for err in self.validator.iter_errors(args).take(8) {
             let path = err.instance_path().to_string();
@@ -55,7 +60,8 @@ impl CatalogEntry {
 /// The tools of one server, in order, with a name index.
 pub struct Catalog {
     entries: Vec<CatalogEntry>,
-    by_name: HashMap<String, usize>,
+    /// foldhash: the keys are configured names, so no request can flood the map.
+    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 /// Whether `name` is a valid MCP tool name.
@@ -67,7 +73,7 @@ impl Catalog {
     /// Validates names and compiles every `inputSchema`.
     pub fn new(defs: &[ToolDef]) -> Result<Catalog, CatalogError> {
         let mut entries = Vec::with_capacity(defs.len());
-        let mut by_name = HashMap::with_capacity(defs.len());
+        let mut by_name = HashMap::with_capacity_and_hasher(defs.len(), foldhash::fast::RandomState::default());
         for (i, def) in defs.iter().enumerate() {
             if !valid_tool_name(&def.name) {
                 return Err(CatalogError::InvalidName(def.name.clone()));
