@@ -16,6 +16,11 @@ scripts/services.sh
 step "cargo build"
 cargo build --workspace --all-targets --locked
 
+step "cargo clippy"
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo clippy --workspace --all-targets --locked -- -D warnings
+results+=("clippy: clean")
+
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
 results+=("rust: $(grep -E '^test result:' "$CARGO_TARGET_DIR/cargo-test.log" | awk '{p+=$4; f+=$6} END {print p " passed, " f " failed"}')")

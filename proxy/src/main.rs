@@ -113,10 +113,7 @@ fn pingora_conf(config: &Config, opt: &Opt) -> Result<Option<ServerConf>, String
         None if opt.conf.is_some() => Ok(None),
         None => {
             // Long-lived SSE streams would otherwise hold a shutdown for Pingora's 5 minutes.
-            let mut conf = ServerConf::default();
-            conf.grace_period_seconds = Some(10);
-            conf.graceful_shutdown_timeout_seconds = Some(5);
-            Ok(Some(conf))
+            Ok(Some(ServerConf { grace_period_seconds: Some(10), graceful_shutdown_timeout_seconds: Some(5), ..ServerConf::default() }))
         }
     }
 }

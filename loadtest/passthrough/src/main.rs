@@ -39,10 +39,8 @@ fn main() {
         eprintln!("usage: passthrough --listen ADDR --upstream HOST:PORT [--threads N]");
         std::process::exit(2)
     });
-    let mut conf = ServerConf::default();
-    conf.threads = arg("--threads").and_then(|t| t.parse().ok()).unwrap_or(1);
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(0);
+    let threads = arg("--threads").and_then(|t| t.parse().ok()).unwrap_or(1);
+    let conf = ServerConf { threads, grace_period_seconds: Some(0), graceful_shutdown_timeout_seconds: Some(0), ..ServerConf::default() };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut proxy = http_proxy_service(&server.configuration, Passthrough { upstream });

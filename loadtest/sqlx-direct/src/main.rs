@@ -55,7 +55,7 @@ async fn run(args: Vec<String>) {
         let pool = pool.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            let mut i = t as i32;
+            let mut i = t;
             while Instant::now() < deadline {
                 let start = Instant::now();
                 let row: Result<(i32, String), _> = sqlx::query_as("SELECT id, name FROM mcpgate_bench WHERE id = $1").bind(i % 1000 + 1).fetch_one(&pool).await;

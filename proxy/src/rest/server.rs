@@ -576,13 +576,13 @@ impl Prepared {
                 if b.is_empty() {
                     headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
                 } else if is_json && !has(&headers, &http::header::CONTENT_TYPE) {
-                    headers.push((http::header::CONTENT_TYPE, JSON_UTF8.clone()));
+                    headers.push((http::header::CONTENT_TYPE, JSON_UTF8));
                 }
                 Bytes::from(b)
             }
             BodyPlan::Json => {
                 if !has(&headers, &http::header::CONTENT_TYPE) {
-                    headers.push((http::header::CONTENT_TYPE, JSON.clone()));
+                    headers.push((http::header::CONTENT_TYPE, JSON));
                 }
                 Bytes::from(Value::Object(body_args).to_string())
             }
@@ -593,16 +593,16 @@ impl Prepared {
                     request::query_pairs(&plan, v, &mut pairs);
                 }
                 if !has(&headers, &http::header::CONTENT_TYPE) {
-                    headers.push((http::header::CONTENT_TYPE, FORM.clone()));
+                    headers.push((http::header::CONTENT_TYPE, FORM));
                 }
                 Bytes::from(request::form_encode(&pairs))
             }
         };
         if !has(&headers, &http::header::ACCEPT) {
-            headers.push((http::header::ACCEPT, ANY.clone()));
+            headers.push((http::header::ACCEPT, ANY));
         }
-        headers.push((http::header::ACCEPT_ENCODING, IDENTITY.clone()));
-        headers.push((http::header::USER_AGENT, USER_AGENT.clone()));
+        headers.push((http::header::ACCEPT_ENCODING, IDENTITY));
+        headers.push((http::header::USER_AGENT, USER_AGENT));
         Ok(HttpCall { target: target.clone(), method: self.method.clone(), path_and_query, headers, body, max_response_bytes: max })
     }
 }

@@ -226,11 +226,14 @@ fn split_keyword(action: &str) -> (&str, &str) {
     }
 }
 
-fn expect_end(tokens: &[Token], pos: &mut usize, what: &str) -> Result<(Vec<Node>, Vec<Node>, Option<String>), TemplateError> {
+/// A block's body, its `else` branch, and the action of a chained `else if`/`else with`.
+type Branches = (Vec<Node>, Vec<Node>, Option<String>);
+
+fn expect_end(tokens: &[Token], pos: &mut usize, what: &str) -> Result<Branches, TemplateError> {
     let (body, stop) = parse_list(tokens, pos)?;
     match stop.as_deref() {
         Some("end") => Ok((body, Vec::new(), None)),
-        Some(s) if s == "else" => {
+        Some("else") => {
             let (otherwise, stop) = parse_list(tokens, pos)?;
             if stop.as_deref() != Some("end") {
                 return Err(TemplateError(format!("`{what}` block is missing `{{{{end}}}}`")));

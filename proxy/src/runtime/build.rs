@@ -191,8 +191,12 @@ fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str) -> Res
     })
 }
 
+/// `tools/list` result pages: in the current shape, and without the fields older protocol
+/// versions do not define.
+type Pages = (Vec<Box<RawValue>>, Vec<Box<RawValue>>);
+
 /// Serializes `tools/list` results once, per page, in both shapes.
-fn build_pages(defs: &[crate::tools::ToolDef]) -> Result<(Vec<Box<RawValue>>, Vec<Box<RawValue>>), serde_json::Error> {
+fn build_pages(defs: &[crate::tools::ToolDef]) -> Result<Pages, serde_json::Error> {
     let chunks: Vec<_> = if defs.is_empty() { vec![&defs[..0]] } else { defs.chunks(PAGE_SIZE).collect() };
     let mut modern = Vec::with_capacity(chunks.len());
     let mut legacy = Vec::with_capacity(chunks.len());
