@@ -191,6 +191,10 @@ fn outcome_label(result: &CallToolResult) -> ToolOutcome {
     }
 }
 
+/// Longest text escaped with SIMD; beyond it serde_json's escaper, which needs no
+/// worst-case reservation (`json_escape_simd` reserves 6x its input up front).
+const SIMD_ESCAPE_MAX: usize = 256 << 10;
+
 /// The JSON-RPC response for a tool result, serialized straight into one buffer. Before
 /// 2025-06-18 there is no `structuredContent`: it is left out (its text copy stays).
 ///
@@ -199,14 +203,19 @@ fn outcome_label(result: &CallToolResult) -> ToolOutcome {
 /// largest single saving on the call path. The shape is the one the derive would write.
 pub fn call_reply(id: &RawValue, result: &CallToolResult, version: ProtocolVersion) -> String {
     use crate::tools::{Content, Structured};
-    let text_len: usize = result.content.iter().map(|c| if let Content::Text { text } = c { text.len() } else { 64 }).sum();
+    // The SIMD escaper reserves its worst case (6 bytes per input byte, +35) before it
+    // writes; sizing for that up front avoids a reallocation mid-write. Long texts go
+    // through serde_json instead, so a large response never holds 6x its size.
+    let room = |c: &Content| match c {
+        Content::Text { text } if text.len() <= SIMD_ESCAPE_MAX => 6 * text.len() + 35,
+        Content::Text { text } => text.len() + text.len() / 8 + 2,
+        _ => 64,
+    };
     let raw_len = match &result.structured_content {
         Some(Structured::Raw(r)) => r.get().len(),
         _ => 0,
     };
-    // The escaper reserves room for its worst case (6 bytes per input byte); sizing for it
-    // up front avoids a reallocation of the buffer mid-write.
-    let mut out = Vec::with_capacity(160 + id.get().len() + 6 * text_len + raw_len);
+    let mut out = Vec::with_capacity(160 + id.get().len() + result.content.iter().map(room).sum::<usize>() + raw_len);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id.get().as_bytes());
     out.extend_from_slice(b",\"result\":{\"content\":[");
@@ -217,9 +226,14 @@ pub fn call_reply(id: &RawValue, result: &CallToolResult, version: ProtocolVersi
         let written = match block {
             Content::Text { text } => {
                 out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-                json_escape_simd::escape_into(text, &mut out);
+                let escaped = if text.len() <= SIMD_ESCAPE_MAX {
+                    json_escape_simd::escape_into(text, &mut out);
+                    Ok(())
+                } else {
+                    serde_json::to_writer(&mut out, text.as_str())
+                };
                 out.push(b'}');
-                Ok(())
+                escaped
             }
             other => serde_json::to_writer(&mut out, other),
         };
@@ -276,8 +290,13 @@ mod tests {
     fn replies_match_the_derived_serialization() {
         let tricky = "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} del \u{7f} é ✓ 😀 \u{2028}";
         let raw = RawValue::from_string(r#"{"a":[1,2,{"b":"c\"d"}],"e":null}"#.into()).expect("raw");
+        // Past the SIMD limit, so the serde_json path is checked too.
+        let long = tricky.repeat(super::SIMD_ESCAPE_MAX / tricky.len() + 1);
+        assert!(long.len() > super::SIMD_ESCAPE_MAX);
         let results = [
             CallToolResult::text(tricky),
+            CallToolResult::text(long.clone()),
+            CallToolResult { content: vec![Content::Text { text: long }, Content::Text { text: tricky.into() }], structured_content: None, is_error: false },
             CallToolResult::error("boom: \"x\""),
             CallToolResult::structured(json!({"k": tricky, "n": 1.5})),
             CallToolResult { content: vec![Content::Text { text: raw.get().into() }], structured_content: Some(Structured::Raw(raw.clone())), is_error: false },

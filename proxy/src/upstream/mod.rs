@@ -99,7 +99,11 @@ pub fn request_header(call: &HttpCall) -> pingora_error::Result<RequestHeader> {
     // name from bytes (and title-case it) on every call, which was a third of this
     // function's cost. No header-name case map is kept: every name is the gateway's own,
     // and lowercase is valid HTTP/1.1.
-    let uri = http::Uri::try_from(call.path_and_query.as_str()).map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, format!("invalid request target {}", call.path_and_query), e))?;
+    // The message names the path only: the query may carry an API key.
+    let uri = http::Uri::try_from(call.path_and_query.as_str()).map_err(|e| {
+        let path = call.path_and_query.split_once('?').map_or(call.path_and_query.as_str(), |(p, _)| p);
+        Error::because(ErrorType::InvalidHTTPHeader, format!("invalid request target {path}"), e)
+    })?;
     let mut headers = http::HeaderMap::with_capacity(call.headers.len() + 2);
     headers.insert(http::header::HOST, call.target.host_value.clone());
     for (name, value) in &call.headers {
