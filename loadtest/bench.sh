@@ -164,13 +164,17 @@ def load(name):
 def errors(d):
     # Requests in flight when a timed run ends are cut off, not failed.
     return sum(v for k, v in d.get("errorDistribution", {}).items() if k != "aborted due to deadline")
+failed = []   # runs with failed or non-200 requests: a fast failure is not a fast call
 def row(n, r):
+    if r["errors"] or r["ok"] < 1:
+        failed.append(f"{section}: {n}")
     busy = f"{r['busy']*100:.0f}%" if r['us'] is not None else "-"
     us = f"{r['us']:.1f}" if r['us'] is not None else "-"
     print(f"{n:<18} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['ok']*100:>6.1f}% {r['errors']:>7} {busy:>10} {us:>11}")
 where = "proxies pinned to their own CPU(s), load generator and backend on the others" if pin == "1" else "all processes share the CPUs"
 print(f"\n{conns} connections, {duration} per run, {threads} worker thread(s) per server; {where}")
 head = f"{'target':<18} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'200s':>7} {'errors':>7} {'proxy CPU':>10} {'CPU us/req':>11}"
+section = "solo"
 print(f"\n-- solo: each proxy alone at full load, {rounds} alternating rounds\n{head}")
 row("direct", load("direct"))
 solo = []
@@ -179,6 +183,7 @@ for r in range(1, rounds + 1):
     row(f"passthrough {r}", pt); row(f"mcpgate {r}", gw)
     solo.append((gw["rps"] / pt["rps"], gw["p99"] - pt["p99"]))
 print("per round, throughput ratio: " + " ".join(f"{x[0]:.3f}" for x in solo) + "   added p99 (ms, at full load): " + " ".join(f"{x[1]:+.3f}" for x in solo))
+section = "shared"
 print(f"\n-- shared: both proxies at full load at once on the same CPU(s), {shared_rounds} rounds\n{head}")
 shared = []
 for r in range(1, shared_rounds + 1):
@@ -186,6 +191,7 @@ for r in range(1, shared_rounds + 1):
     row(f"passthrough {r}", pt); row(f"mcpgate {r}", gw)
     shared.append(gw["rps"] / pt["rps"])
 print("per round, throughput ratio: " + " ".join(f"{x:.3f}" for x in shared))
+section = "latency"
 print(f"\n-- latency: both at the same offered load, {rate} req/s ({conns} connections, open loop), {rounds} alternating rounds\n{head}")
 lat = []
 for r in range(1, rounds + 1):
@@ -193,6 +199,7 @@ for r in range(1, rounds + 1):
     row(f"passthrough {r}", pt); row(f"mcpgate {r}", gw)
     lat.append(gw["p99"] - pt["p99"])
 print("per round, added p99 (ms): " + " ".join(f"{x:+.3f}" for x in lat))
+section = "latency, shared"
 print(f"\n-- latency, shared: both at {shared_rate} req/s each at the same time ({conns} connections each, open loop), {rounds} rounds\n{head}")
 slat = []
 for r in range(1, rounds + 1):
@@ -200,11 +207,15 @@ for r in range(1, rounds + 1):
     row(f"passthrough {r}", pt); row(f"mcpgate {r}", gw)
     slat.append((gw["p99"] - pt["p99"], gw["p50"] - pt["p50"]))
 print("per round, added p99 (ms): " + " ".join(f"{x[0]:+.3f}" for x in slat) + "   added p50 (ms): " + " ".join(f"{x[1]:+.3f}" for x in slat))
+def verdict(ok):
+    if failed:
+        return "not valid: failed requests in " + ", ".join(failed)
+    return "met" if ok else "NOT met"
 ratio = statistics.median(shared)
 added = statistics.median(lat)
-print(f"\nmcpgate / passthrough throughput, shared CPU (median of {shared_rounds}): {ratio:.3f}  (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
+print(f"\nmcpgate / passthrough throughput, shared CPU (median of {shared_rounds}): {ratio:.3f}  (target >= 0.8: {verdict(ratio >= 0.8)})")
 print(f"mcpgate / passthrough throughput, solo (median of {rounds}):        {statistics.median(x[0] for x in solo):.3f}  (each alone; noisy on shared machines)")
 print(f"mcpgate p99 - passthrough p99 at {rate} req/s, alternating (median of {rounds}): {added:+.3f} ms  (the machine's stalls included)")
 sadded = statistics.median(x[0] for x in slat)
-print(f"mcpgate p99 - passthrough p99, both at {shared_rate} req/s at once (median of {rounds}): {sadded:+.3f} ms  (target <= 0.5 ms: {'met' if sadded <= 0.5 else 'NOT met'})")
+print(f"mcpgate p99 - passthrough p99, both at {shared_rate} req/s at once (median of {rounds}): {sadded:+.3f} ms  (target <= 0.5 ms: {verdict(sadded <= 0.5)})")
 PY
