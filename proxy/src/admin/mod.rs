@@ -40,7 +40,7 @@ fn json_reply(status: u16, value: serde_json::Value) -> Response<Vec<u8>> {
 }
 
 fn route_summary(r: &Route) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "name": r.name,
         "type": r.kind,
         "source": r.source,
@@ -48,7 +48,33 @@ fn route_summary(r: &Route) -> serde_json::Value {
         "tools": r.catalog.len(),
         "endpoint": format!("/mcp/{}", r.name),
         "sse_endpoint": format!("/mcp/{}/sse", r.name),
-    })
+    });
+    if let Some(status) = r.server.status() {
+        v["status"] = status;
+    }
+    v
+}
+
+/// `/readyz`: ready once a snapshot is served. Servers whose state limits what they
+/// serve (a database account too privileged for `query`) are listed, and the gateway is
+/// still ready: everything else is served.
+fn readiness(s: &Snapshot) -> serde_json::Value {
+    let mut routes: Vec<_> = s.routes.values().collect();
+    routes.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut databases = serde_json::Map::new();
+    let mut warnings = Vec::new();
+    for r in routes.iter().filter(|r| r.name == r.source) {
+        let Some(status) = r.server.status() else { continue };
+        for (source, st) in status["database"].as_object().into_iter().flatten() {
+            if st["free_sql"] == "refused" {
+                warnings.push(format!("server `{}`: query/execute refused: the database account is {} ({})", r.name, st["account"].as_str().unwrap_or("?"), st["privileges"].as_array().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()));
+            } else if st["account"] == "privileged" {
+                warnings.push(format!("server `{}` ({source}): the database account is privileged ({})", r.name, st["free_sql"].as_str().unwrap_or("")));
+            }
+        }
+        databases.insert(r.name.clone(), status["database"].clone());
+    }
+    json!({"status": "ready", "generation": s.generation, "servers": s.routes.len(), "databases": databases, "warnings": warnings})
 }
 
 fn servers(snapshot: &Snapshot) -> serde_json::Value {
@@ -73,7 +99,7 @@ impl ServeHttp for AdminApp {
         let snapshot = self.state.snapshot.load_full();
         match (path.as_str(), snapshot) {
             ("/healthz", _) => json_reply(200, json!({"status": "ok"})),
-            ("/readyz", Some(s)) => json_reply(200, json!({"status": "ready", "generation": s.generation, "servers": s.routes.len()})),
+            ("/readyz", Some(s)) => json_reply(200, readiness(&s)),
             ("/readyz", None) => json_reply(503, json!({"status": "starting"})),
             ("/metrics", _) => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
             ("/admin/servers", Some(s)) => json_reply(200, servers(&s)),

@@ -119,7 +119,7 @@ impl Work {
     }
 
     async fn one(&self, req: &Request<'_>, message: Message<'_>) -> Option<String> {
-        let cx = MethodCtx { route: &self.route, version: self.stream.version(), call: CallContext { client_ip: self.client_ip, headers: &self.headers } };
+        let cx = MethodCtx { route: &self.route, version: self.stream.version(), call: CallContext { client_ip: self.client_ip, headers: &self.headers, arguments: None } };
         match message {
             Message::Request { id, method, params } => match methods::handle_request(&cx, id, method, params).await {
                 Outcome::Initialized { reply, version } => {

@@ -71,7 +71,7 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
 
 async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, params: Option<&RawValue>, header_version: Option<ProtocolVersion>) -> Result<bool> {
     let outcome = {
-        let cx = MethodCtx { route: &req.route, version: header_version.unwrap_or(ProtocolVersion::ASSUMED), call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers } };
+        let cx = MethodCtx { route: &req.route, version: header_version.unwrap_or(ProtocolVersion::ASSUMED), call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None } };
         methods::handle_request(&cx, id, "initialize", params).await
     };
     match outcome {
@@ -86,7 +86,7 @@ async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, par
 
 async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx, version: ProtocolVersion, id: &RawValue, method: &str, params: Option<&RawValue>) -> Result<bool> {
     let outcome = {
-        let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers } };
+        let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None } };
         methods::handle_request(&cx, id, method, params).await
     };
     match outcome {
@@ -125,7 +125,7 @@ async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersio
         return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: batch of {} messages exceeds the limit of {max} (limits.max_batch)", items.len())).await;
     }
     let headers = session.req_header().headers.clone();
-    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers } };
+    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers, arguments: None } };
     let replies = futures::future::join_all(items.iter().map(|m| batch_item(req, &cx, m))).await;
     let replies: Vec<String> = replies.into_iter().flatten().collect();
     if replies.is_empty() {

@@ -138,8 +138,9 @@ struct CallParams<'a> {
     /// Raw, so that a name of the wrong type gets its own message.
     #[serde(borrow, default)]
     name: Option<&'a RawValue>,
-    #[serde(default)]
-    arguments: Option<Value>,
+    /// Raw, so that a server can read what parsing cannot keep exact.
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
 }
 
 async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> Outcome {
@@ -153,9 +154,9 @@ async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>
     let Some((index, entry)) = cx.route.catalog.find(&name) else {
         return Outcome::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, &format!("Unknown tool: {name}")));
     };
-    let args = match p.arguments {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
+    let args = match p.arguments.map(|a| serde_json::from_str::<Value>(a.get())) {
+        None | Some(Ok(Value::Null)) => Map::new(),
+        Some(Ok(Value::Object(m))) => m,
         Some(_) => return Outcome::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, "tools/call params.arguments must be an object")),
     };
     let args_value = Value::Object(args);
@@ -167,7 +168,8 @@ async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    match cx.route.server.call(index, args, cx.call).await {
+    let call = crate::tools::CallContext { arguments: p.arguments, ..cx.call };
+    match cx.route.server.call(index, args, call).await {
         CallOutcome::Done(result) => {
             cx.route.metrics.tool_call(index, &name, outcome_label(&result), started.elapsed());
             Outcome::Reply(call_reply(id, &result, cx.version))

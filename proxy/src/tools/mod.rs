@@ -71,6 +71,9 @@ pub struct CallContext<'a> {
     pub client_ip: Option<IpAddr>,
     /// The downstream request headers.
     pub headers: &'a http::HeaderMap,
+    /// The call's `arguments` as the client wrote them, for what parsing cannot keep
+    /// exact (integers beyond 64 bits); `None` outside `tools/call`.
+    pub arguments: Option<&'a serde_json::value::RawValue>,
 }
 
 /// What a server does with a validated `tools/call`.
@@ -165,6 +168,12 @@ pub trait ToolServer: Send + Sync + 'static {
 
     /// Instructions returned in `initialize`, if any.
     fn instructions(&self) -> Option<&str> {
+        None
+    }
+
+    /// The server's own state for `/readyz` and `/admin/servers` (a database account's
+    /// privileges, say), if it has any worth showing.
+    fn status(&self) -> Option<Value> {
         None
     }
 }
