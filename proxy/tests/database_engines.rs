@@ -10,17 +10,7 @@ use rmcp::ServiceExt;
 use serde_json::{json, Value};
 use support::{text, Gateway, Raw};
 
-const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
-const MY: &str = "mysql://root@127.0.0.1:3306/test";
-
-fn reachable(port: u16) -> bool {
-    let ok = std::net::TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), std::time::Duration::from_secs(2)).is_ok();
-    if !ok {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "database on port {port} is not reachable and CI=true: run scripts/services.sh");
-        eprintln!("SKIPPING: nothing listens on 127.0.0.1:{port} (run scripts/services.sh)");
-    }
-    ok
-}
+use support::db::{self, reachable, PG_ADMIN};
 
 /// A unique table name per test run, so runs can overlap.
 fn unique(prefix: &str) -> String {
@@ -46,7 +36,7 @@ async fn session(gw: &Gateway, name: &str) -> Raw {
 /// `pg_stat_activity`; returns that name, the gateway and a session on each server.
 async fn tagged_postgres(prefix: &str) -> (String, Gateway, Raw, Raw) {
     let app = unique(prefix);
-    let url = format!("{PG}?application_name={app}");
+    let url = format!("{}?application_name={app}", db::pg_app().await);
     let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", &url, "read-write"), server("pg", &url, "read-only")));
     let w = session(&gw, "pg-rw").await;
     let r = session(&gw, "pg").await;
@@ -134,7 +124,8 @@ async fn postgres_instance_tools_caps_and_read_only() {
     if !reachable(5432) {
         return;
     }
-    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", PG, "read-write"), server("pg", PG, "read-only")));
+    let pg = db::pg_app().await;
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("pg-rw", pg, "read-write"), server("pg", pg, "read-only")));
     exercise(&gw, "pg-rw", "pg", &unique("mcpgate_pg"), "$").await;
     let r = session(&gw, "pg").await;
     // A data-modifying CTE and a sleep beyond the statement timeout.
@@ -207,7 +198,7 @@ async fn postgres_pooled_transactions_leave_no_lock_or_open_transaction() {
     // A session-level advisory lock outlives a rollback; the gateway releases it.
     let key = 700_000 + i64::from(rand_suffix() % 100_000);
     ok(&r.call("query", json!({"sql": "SELECT pg_advisory_lock($1)", "params": [key]})).await);
-    let mut admin = sqlx::PgConnection::connect(PG).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut admin).await.unwrap();
     assert!(free, "the advisory lock a call took went with its connection back to the pool");
@@ -226,7 +217,7 @@ async fn postgres_pooled_transactions_leave_no_lock_or_open_transaction() {
 /// DBA would; returns how many there were.
 async fn terminate(app: &str) -> i64 {
     use sqlx::Connection as _;
-    let mut admin = sqlx::PgConnection::connect(PG).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1").bind(app).fetch_one(&mut admin).await.unwrap();
     // Let the terminations land before the next call takes a connection.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -268,7 +259,8 @@ async fn mariadb_instance_tools_caps_and_read_only() {
     if !reachable(3306) {
         return;
     }
-    let gw = Gateway::start(&format!("servers:\n{}{}", server("my-rw", MY, "read-write"), server("my", MY, "read-only")));
+    let my = db::my_app().await;
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("my-rw", my, "read-write"), server("my", my, "read-only")));
     exercise(&gw, "my-rw", "my", &unique("mcpgate_my"), "?").await;
     let r = session(&gw, "my").await;
     let t = r.call("query", json!({"sql": "SELECT SLEEP(3)"})).await;
@@ -352,7 +344,8 @@ async fn dead_database_answers_is_error_and_recovers_without_restart() {
     reserved.set_reuseaddr(true).unwrap();
     reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = reserved.local_addr().unwrap().port();
-    let gw = Gateway::start(&format!("servers:\n{}", server("gone", &format!("postgres://postgres:hunter2@127.0.0.1:{port}/test"), "read-only")));
+    // (PostgreSQL trusts loopback here, so the password only has to stay out of sight.)
+    let gw = Gateway::start(&format!("servers:\n{}", server("gone", &format!("postgres://{}:hunter2@127.0.0.1:{port}/test", db::PG_APP_ROLE), "read-only")));
     let c = session(&gw, "gone").await;
     let r = c.call("query", json!({"sql": "SELECT 1"})).await;
     refused(&r);
@@ -361,6 +354,7 @@ async fn dead_database_answers_is_error_and_recovers_without_restart() {
     if !reachable(5432) {
         return;
     }
+    db::pg_app().await;
     // "The database comes back" on the same address: forward the port to the real
     // PostgreSQL. The same gateway, with no reload or restart, answers the next call.
     let listener = reserved.listen(64).unwrap();

@@ -4,9 +4,12 @@
 //! MySQL) or on a read-only connection (SQLite), as one prepared statement, under a
 //! statement timeout, a row cap and a response-size cap.
 
+pub mod account;
 mod engine;
+pub mod error;
 mod pgpool;
 mod server;
+mod sqlite;
 pub mod toolbox;
 mod value;
 
@@ -18,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Dur, Size};
 use crate::runtime::{BuildContext, BuiltRoute};
 
-pub use engine::Engine;
+pub use engine::{Engine, Usage};
 pub use server::DatabaseServer;
 
 /// A pooled connection idle for longer than this is pinged before it is handed out; one
@@ -42,6 +45,11 @@ pub struct DatabaseServerConfig {
     /// Caps on every statement.
     #[serde(default)]
     pub limits: DbLimits,
+    /// Serve `query`/`execute` even when the account holds privileges that reach outside
+    /// the database (superuser, server files or programs, other sessions). Off by default;
+    /// every load with it on logs a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_privileged_account: bool,
 }
 
 /// Whether writes are served.
@@ -156,11 +164,13 @@ pub fn scrub(text: &str, url: &str) -> String {
 /// Builds the route for a `type: database` server. Pools connect lazily, so a database
 /// that is down at load does not stop the gateway: calls say so until it is back.
 pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, DatabaseError> {
+    let usage = |source| Usage { server: name, source, allow_privileged: cfg.allow_privileged_account, read_write: cfg.access == Access::ReadWrite };
     let engine = match &cfg.source {
         Some(src) => {
-            let e = Engine::connect(src, cx.base_dir, &cfg.limits).await?;
+            let e = Arc::new(Engine::connect(src, cx.base_dir, &cfg.limits, usage(None)).await?);
             log::info!("server `{name}`: {} pool of {} (lazy)", e.kind(), src.pool_size);
-            Some(Arc::new(e))
+            e.probe();
+            Some(e)
         }
         None => None,
     };
@@ -176,7 +186,9 @@ pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>
             let src = SourceConfig { url: s.url.clone(), seed: None, ..defaults.clone().unwrap_or_else(|| SourceConfig { url: String::new(), pool_size: default_pool(), connect_timeout: default_connect(), idle_timeout: default_idle(), seed: None }) };
             // SQLite paths in a Toolbox file are relative to that file.
             let dir = path.parent().unwrap_or(cx.base_dir);
-            engines.insert(sname.clone(), Arc::new(Engine::connect(&src, dir, &cfg.limits).await.map_err(|e| DatabaseError::Toolbox(file.clone(), format!("source `{sname}`: {e}")))?));
+            let e = Arc::new(Engine::connect(&src, dir, &cfg.limits, usage(Some(sname))).await.map_err(|e| DatabaseError::Toolbox(file.clone(), format!("source `{sname}`: {e}")))?);
+            e.probe();
+            engines.insert(sname.clone(), e);
         }
         for t in tb.tools {
             let engine = engines[&t.source].clone();
@@ -196,6 +208,14 @@ pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>
     let server = DatabaseServer::new(engine, custom, cfg.access, cfg.limits.clone());
     routes.insert(0, BuiltRoute { name: name.to_string(), description: None, server: Arc::new(server) });
     Ok(routes)
+}
+
+/// Logs, at every load (also when a reload keeps the server's pools), that a server
+/// serves free SQL whatever its account may do.
+pub fn warn_at_load(name: &str, cfg: &DatabaseServerConfig) {
+    if cfg.allow_privileged_account {
+        log::warn!("server `{name}`: allow_privileged_account is on: query/execute are served even over an account that can run programs, read or write server files or end other sessions (docs/DATABASE.md)");
+    }
 }
 
 /// The URL fingerprint for change detection across reloads.

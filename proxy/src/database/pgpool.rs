@@ -22,6 +22,15 @@
 //! - A connection whose call did not finish cleanly (cancelled, timed out, an I/O or
 //!   protocol error) is never handed out again: it is closed, so no half-read answer or
 //!   stray transaction reaches another call.
+//! - A pool that serves callers' SQL (`query`, `execute`: [`PgManager::free`]) keeps no
+//!   statement state between calls: every statement is unnamed (so no caller can replace
+//!   or read another's prepared statement, and each call's parameter types are its own),
+//!   and the end of every call deallocates whatever a caller `PREPARE`d. A write (which
+//!   commits) also resets the session: settings, role, cursors, `LISTEN`, temp tables.
+//! - Writes run in autocommit, one statement, so a write costs one exchange like a read:
+//!   the statement is its own transaction.
+//! - Every new connection checks its account's privileges ([`super::account`]) before
+//!   it is handed out.
 //! - A connection the server closed while it sat in the pool (a restart, a failover,
 //!   `pg_terminate_backend`, `idle_session_timeout`) fails on the call's first exchange,
 //!   before the statement is sent; [`stale`] tells the caller it may run the call again on
@@ -36,6 +45,7 @@ use futures::FutureExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
 
+use super::account::{Account, Finding, PG_CHECK};
 use super::PING_IF_IDLE_FOR;
 
 /// A parked connection nobody took within this is taken out of its transaction.
@@ -76,6 +86,10 @@ impl PgConn {
 /// Opens and vets connections for [`PgPool`].
 pub struct PgManager {
     opts: PgConnectOptions,
+    /// Whether callers' SQL runs on this pool (unnamed statements, full reset).
+    free: bool,
+    /// Where each new connection's privilege check goes.
+    account: std::sync::Arc<Account>,
     /// Open connections the reaper took out of their parked transaction, with when; the
     /// pool gets them back before it opens new ones.
     spares: std::sync::Mutex<Vec<(PgConnection, Instant)>>,
@@ -86,8 +100,8 @@ pub struct PgManager {
 }
 
 impl PgManager {
-    fn new(opts: PgConnectOptions) -> PgManager {
-        PgManager { opts, spares: Default::default(), suspect: AtomicU64::new(0), epoch: Instant::now() }
+    fn new(opts: PgConnectOptions, free: bool, account: std::sync::Arc<Account>) -> PgManager {
+        PgManager { opts, free, account, spares: Default::default(), suspect: AtomicU64::new(0), epoch: Instant::now() }
     }
 
     fn spare(&self) -> Option<PgConnection> {
@@ -111,7 +125,9 @@ impl managed::Manager for PgManager {
         }
         // Boxed: the handshake's state is kilobytes, and inline it would make every
         // checkout's future (created and moved on each call) that large too.
-        Ok(PgConn::new(Box::pin(PgConnection::connect_with(&self.opts)).await?, false))
+        let mut conn = Box::pin(PgConnection::connect_with(&self.opts)).await?;
+        self.account.record(check(&mut conn).await?);
+        Ok(PgConn::new(conn, false))
     }
 
     async fn recycle(&self, c: &mut PgConn, _: &Metrics) -> RecycleResult<sqlx::Error> {
@@ -128,6 +144,21 @@ impl managed::Manager for PgManager {
     }
 }
 
+/// Runs the privilege check on a new connection (one round trip, simple protocol, so no
+/// statement is left behind). A database error is a finding, not a failed connection:
+/// fixed statements still run.
+async fn check(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
+    use sqlx::Row;
+    match sqlx::raw_sql(PG_CHECK).fetch_one(&mut *conn).await {
+        Ok(row) => {
+            let found: String = row.try_get(0)?;
+            Ok(if found.is_empty() { Finding::LeastPrivileged } else { Finding::Privileged(found.lines().map(str::to_owned).collect()) })
+        }
+        Err(sqlx::Error::Database(e)) => Ok(Finding::CheckFailed(super::error::describe(e.as_ref()))),
+        Err(e) => Err(e),
+    }
+}
+
 /// The pool of one PostgreSQL source.
 pub type PgPool = managed::Pool<PgManager>;
 
@@ -137,8 +168,8 @@ pub type PgObject = Object<PgManager>;
 /// Builds a lazily connecting pool and starts its reaper, which closes connections idle
 /// for `idle` and rolls back parked ones nobody took; it stops when a reload drops the
 /// pool.
-pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration) -> PgPool {
-    let pool = managed::Pool::builder(PgManager::new(opts))
+pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration, free: bool, account: std::sync::Arc<Account>) -> PgPool {
+    let pool = managed::Pool::builder(PgManager::new(opts, free, account))
         .max_size(size.max(1))
         .wait_timeout(Some(connect_timeout))
         .create_timeout(Some(connect_timeout))
@@ -209,19 +240,26 @@ pub async fn get(pool: &PgPool) -> Result<PgObject, sqlx::Error> {
     })
 }
 
-/// Opens the call's transaction — read-only or read-write — and returns the connection.
-/// Until [`finish`] says otherwise the connection counts as broken, so a call dropped
-/// half-way never hands it to the next one.
+/// Prepares the connection for the call and returns it: a read opens its read-only
+/// transaction (or finds it open, parked); a write runs in autocommit, so only a parked
+/// transaction is ended first. On a pool that runs callers' SQL, statements sqlx cached
+/// (its type lookups) are closed first: the end of every call deallocates them on the
+/// server. Until [`finish`] says otherwise the connection counts as broken, so a call
+/// dropped half-way never hands it to the next one.
 pub async fn begin(c: &mut PgObject, read_only: bool) -> Result<&mut PgConnection, sqlx::Error> {
     let was = std::mem::replace(&mut c.state, State::InUse);
     let gap = c.returned.elapsed();
     c.hot = gap < HOT;
+    if Object::pool(c).is_some_and(|p| p.manager().free) && c.conn.cached_statements_size() > 0 {
+        c.conn.clear_cached_statements().await?;
+    }
     let sql = match (was, read_only) {
         (State::Parked, true) if c.hot => None,
         (State::Parked, true) => Some("ROLLBACK; BEGIN READ ONLY"),
-        (State::Parked, false) => Some("ROLLBACK; BEGIN READ WRITE"),
+        (State::Parked, false) => Some("ROLLBACK"),
         (_, true) => Some("BEGIN READ ONLY"),
-        (_, false) => Some("BEGIN READ WRITE"),
+        (_, false) if c.hot => None,
+        (_, false) => Some("/* mcpgate: is the connection still open */"),
     };
     if let Some(sql) = sql {
         c.conn.execute(sqlx::raw_sql(sql)).await?;
@@ -256,9 +294,10 @@ pub fn stale(c: &PgObject, e: &sqlx::Error) -> bool {
 /// How the call's transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
-    /// Still open (read-only work, or a failed write): roll it back.
+    /// Still open (read-only work): roll it back.
     Rollback,
-    /// Committed: reset what a committed `SET` left on the session.
+    /// A write ran in autocommit (committed, or failed and rolled back by the server):
+    /// reset what it left on the session.
     Committed,
 }
 
@@ -268,9 +307,8 @@ pub fn survives(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_))
 }
 
-/// Reads every answer still in flight — after a capped result (rows left unread) or an
-/// error — so that [`finish`] writes into a connection that is in step; false when the
-/// connection is not.
+/// Reads every answer still in flight after an error, so that [`finish`] writes into a
+/// connection that is in step; false when the connection is not.
 pub async fn settle(c: &mut PgObject) -> bool {
     c.conn.ping().await.is_ok()
 }
@@ -279,15 +317,21 @@ pub async fn settle(c: &mut PgObject) -> bool {
 /// one's `BEGIN READ ONLY`) without waiting for the answer, and returns the connection to
 /// the pool — or closes it when the call left it out of step (`usable` false).
 pub fn finish(mut c: PgObject, end: End, usable: bool) {
-    // Never after a commit: statements before a BEGIN in one message join the transaction
-    // it opens, so the RESET ALL would be undone with the next call's rollback.
+    // Never after a write: statements before a BEGIN in one message join the transaction
+    // it opens, so the reset would be undone with the next call's rollback.
     let park = usable && end == End::Rollback && (c.hot || Object::pool(&c).is_some_and(|p| p.status().waiting > 0));
-    // Session-level advisory locks survive a rollback (even of a read-only transaction):
-    // a lock a call took must not stay with the pooled connection.
-    let sql = match (end, park) {
-        (End::Rollback, false) => "ROLLBACK; SELECT pg_advisory_unlock_all()",
-        (End::Rollback, true) => "ROLLBACK; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
-        (End::Committed, _) => "RESET ALL; SELECT pg_advisory_unlock_all()",
+    let free = Object::pool(&c).is_some_and(|p| p.manager().free);
+    // Session-level advisory locks survive a rollback (even of a read-only transaction),
+    // and so do prepared statements: neither may stay with the pooled connection. After a
+    // caller's write (free SQL, autocommit) anything the session kept goes: a transaction
+    // the statement opened (`BEGIN`), settings, role, cursors, LISTEN, temp tables.
+    let sql = match (end, park, free) {
+        (End::Rollback, false, false) => "ROLLBACK; SELECT pg_advisory_unlock_all()",
+        (End::Rollback, true, false) => "ROLLBACK; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
+        (End::Rollback, false, true) => "ROLLBACK; DEALLOCATE ALL; SELECT pg_advisory_unlock_all()",
+        (End::Rollback, true, true) => "ROLLBACK; DEALLOCATE ALL; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
+        (End::Committed, _, false) => "RESET ALL; SELECT pg_advisory_unlock_all()",
+        (End::Committed, _, true) => "ROLLBACK; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP",
     };
     // One poll writes the message; the answer stays in the socket for the next call's
     // first wait. sqlx's receive path is cancel-safe, so dropping the pending future
@@ -332,7 +376,8 @@ mod tests {
         }
         let app = format!("{prefix}_{}", std::process::id());
         let opts = PgConnectOptions::from_str(PG).expect("url").application_name(&app);
-        Some((app, build(opts, 1, Duration::from_secs(5), Duration::from_secs(600))))
+        let account = std::sync::Arc::new(Account::new(&app, None, "postgresql", "test".into(), false, false));
+        Some((app, build(opts, 1, Duration::from_secs(5), Duration::from_secs(600), true, account)))
     }
 
     /// Starts a call: the connection, its backend pid and its `transaction_read_only`.

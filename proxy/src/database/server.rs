@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 use super::engine::{Engine, Rows};
+use super::error::CallError;
 use super::toolbox::{self, SqlTool};
+use super::value::{self, Bound, Kind, RawArgs};
 use super::{Access, DbLimits};
 use crate::tools::{CallContext, CallOutcome, CallToolResult, Content, ToolAnnotations, ToolDef, ToolServer};
 
@@ -99,6 +101,12 @@ impl DatabaseServer {
     }
 }
 
+fn engine_status(e: &Engine) -> Value {
+    let mut v = e.account().map(|a| a.status()).unwrap_or_else(|| json!({"account": "not applicable (SQLite: the gateway's own file access; ATTACH, TEMP objects and setting PRAGMAs are denied)"}));
+    v["engine"] = json!(e.kind());
+    v
+}
+
 /// A readable text copy of a result.
 fn table_text(rows: &Rows) -> String {
     use std::fmt::Write as _;
@@ -128,15 +136,23 @@ fn table_text(rows: &Rows) -> String {
     out
 }
 
-fn rows_result(r: Result<Rows, String>) -> CallToolResult {
+fn rows_result(r: Result<Rows, CallError>) -> CallToolResult {
     match r {
         Ok(rows) => CallToolResult { content: vec![Content::Text { text: table_text(&rows) }], structured_content: Some(rows.structured()), is_error: false },
-        Err(e) => CallToolResult::error(e),
+        Err(e) => CallToolResult::error(e.to_string()),
     }
 }
 
-fn params(args: &Map<String, Value>) -> Vec<Value> {
-    args.get("params").and_then(Value::as_array).cloned().unwrap_or_default()
+/// The `params` of a free-SQL call, each as the type that keeps it exact.
+fn params(args: &Map<String, Value>, raw: RawArgs<'_>) -> Result<Vec<Bound>, CallError> {
+    value::free_params(args.get("params").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default(), raw)
+}
+
+/// A custom tool's statement and its parameters bound by their declared types.
+fn custom_call(tool: &SqlTool, args: &Map<String, Value>, raw: RawArgs<'_>) -> Result<(String, Vec<Bound>), CallError> {
+    let (sql, values) = toolbox::prepare(tool, args).map_err(|e| CallError::Argument(format!("invalid arguments for tool `{}`: {e}", tool.name)))?;
+    let bound = tool.parameters.iter().zip(&values).map(|(p, v)| value::typed_param(&p.name, Some(v), Kind::of(&p.kind, p.items.as_deref()), raw)).collect::<Result<_, _>>()?;
+    Ok((sql, bound))
 }
 
 #[async_trait]
@@ -145,17 +161,19 @@ impl ToolServer for DatabaseServer {
         &self.defs
     }
 
-    async fn call(&self, index: usize, args: Map<String, Value>, _cx: CallContext<'_>) -> CallOutcome {
+    async fn call(&self, index: usize, args: Map<String, Value>, cx: CallContext<'_>) -> CallOutcome {
+        let raw = RawArgs(cx.arguments);
         let instance = self.defs.len() - self.custom.len();
         if index >= instance {
             let Some((tool, engine)) = self.custom.get(index - instance) else {
                 return CallOutcome::Done(CallToolResult::error("unknown tool"));
             };
-            return CallOutcome::Done(match toolbox::prepare(tool, &args) {
-                // Read-only servers run custom tools in a read-only transaction as well.
-                Ok((sql, params)) => rows_result(engine.run(&sql, &params, &self.limits, self.access == Access::ReadOnly).await),
-                Err(e) => CallToolResult::error(format!("invalid arguments for tool `{}`: {e}", tool.name)),
-            });
+            // Read-only servers run custom tools in a read-only transaction as well.
+            let r = match custom_call(tool, &args, raw) {
+                Ok((sql, params)) => engine.fixed(&sql, &params, &self.limits, self.access == Access::ReadOnly).await,
+                Err(e) => Err(e),
+            };
+            return CallOutcome::Done(rows_result(r));
         }
         let Some(engine) = &self.engine else {
             return CallOutcome::Done(CallToolResult::error("unknown tool"));
@@ -168,13 +186,30 @@ impl ToolServer for DatabaseServer {
                 let table = args.get("table").and_then(Value::as_str).unwrap_or("");
                 match engine.describe_table(args.get("schema").and_then(Value::as_str), table, &self.limits).await {
                     Ok(v) => CallToolResult::structured(v),
-                    Err(e) => CallToolResult::error(e),
+                    Err(e) => CallToolResult::error(e.to_string()),
                 }
             }
-            "query" => rows_result(engine.query(sql, &params(&args), &self.limits).await),
-            "execute" => rows_result(engine.execute(sql, &params(&args), &self.limits).await),
+            "query" => rows_result(match params(&args, raw) {
+                Ok(p) => engine.query(sql, &p, &self.limits).await,
+                Err(e) => Err(e),
+            }),
+            "execute" => rows_result(match params(&args, raw) {
+                Ok(p) => engine.execute(sql, &p, &self.limits).await,
+                Err(e) => Err(e),
+            }),
             _ => CallToolResult::error("unknown tool"),
         })
+    }
+
+    fn status(&self) -> Option<Value> {
+        let mut sources = Map::new();
+        if let Some(e) = &self.engine {
+            sources.insert("source".into(), engine_status(e));
+        }
+        for (t, e) in &self.custom {
+            sources.entry(format!("toolbox source `{}`", t.source)).or_insert_with(|| engine_status(e));
+        }
+        Some(json!({"database": sources}))
     }
 
     fn instructions(&self) -> Option<&str> {

@@ -3,7 +3,7 @@
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The gateway's metric families.
 pub struct Metrics {
@@ -24,6 +24,11 @@ pub struct Metrics {
     pub generation: IntGauge,
     /// Time to build a snapshot.
     pub build_seconds: Histogram,
+    /// 1 for each database source whose account holds privileges that reach outside the
+    /// database (or whose check failed), by `server` or `server/source`.
+    pub privileged_accounts: IntGaugeVec,
+    /// `query`/`execute` calls refused because of the account's privileges.
+    pub refused_free_sql: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -40,6 +45,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let reload_failures = IntCounter::new("config_reload_failures_total", "Rejected config reloads; the previous config keeps serving")?;
     let generation = IntGauge::new("config_generation", "Generation of the config snapshot being served")?;
     let build_seconds = Histogram::with_opts(HistogramOpts::new("config_build_seconds", "Time to build a config snapshot"))?;
+    let privileged_accounts = IntGaugeVec::new(Opts::new("database_privileged_accounts", "Database sources whose account holds privileges that reach outside the database (1), by source"), &["source"])?;
+    let refused_free_sql = IntCounterVec::new(Opts::new("database_refused_free_sql_total", "query/execute calls refused because the database account is privileged"), &["source"])?;
     registry.register(Box::new(tool_calls.clone()))?;
     registry.register(Box::new(tool_latency.clone()))?;
     registry.register(Box::new(requests.clone()))?;
@@ -48,7 +55,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(reload_failures.clone()))?;
     registry.register(Box::new(generation.clone()))?;
     registry.register(Box::new(build_seconds.clone()))?;
-    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds })
+    registry.register(Box::new(privileged_accounts.clone()))?;
+    registry.register(Box::new(refused_free_sql.clone()))?;
+    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds, privileged_accounts, refused_free_sql })
 }
 
 /// The process-wide metrics.

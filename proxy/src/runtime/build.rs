@@ -107,6 +107,9 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     for server in &config.servers {
         let fingerprint = serde_json::to_string(server).unwrap_or_default();
         let err = |message: String| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message };
+        if let ServerKind::Database(d) = &server.kind {
+            crate::database::warn_at_load(&server.name, d);
+        }
         let built = match reusable_routes(server, &cx, &fingerprint) {
             Some(reused) => reused,
             None => build_server(server, &cx).await.map_err(err)?,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod db;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -114,6 +115,11 @@ impl Gateway {
     pub fn metric(&self, prefix: &str) -> f64 {
         let (_, body) = http_get(self.admin, "/metrics").expect("metrics");
         body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    }
+
+    /// The gateway's process id (for its `/proc` figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A temp folder that lives as long as the gateway.
