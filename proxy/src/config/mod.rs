@@ -5,7 +5,8 @@
 mod env;
 pub mod units;
 
-/// Expands `${VAR}` / `${VAR:-default}` in one string (also used for Toolbox files).
+/// Expands `${VAR}` / `${VAR:-default}` / `${VAR:?message}` in one string (also used for
+/// Toolbox files).
 pub fn env_expand(text: &str) -> Result<String, String> {
     env::expand(text)
 }

@@ -46,3 +46,9 @@ fn bad_listen_and_key_are_rejected() {
     assert!(parse("listen: [\"nowhere\"]\n").is_err());
     assert!(parse("session: {key: tooshort}\n").unwrap_err().to_string().contains("session.key"));
 }
+
+#[test]
+fn required_env_references_name_the_field_and_say_why() {
+    let e = parse("session: {key: \"${MCPGATE_TEST_UNSET_KEY:?generate one with openssl rand -hex 32}\"}\n").unwrap_err().to_string();
+    assert!(e.contains("field `session.key`") && e.contains("environment variable `MCPGATE_TEST_UNSET_KEY` is not set: generate one with openssl rand -hex 32"), "{e}");
+}
