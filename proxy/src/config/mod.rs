@@ -355,7 +355,11 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
         let kind = match kind.as_str() {
             "openapi" => ServerKind::Openapi(serde_yaml::from_value(rest).map_err(de_err)?),
             "rest" => ServerKind::Rest(serde_yaml::from_value(rest).map_err(de_err)?),
-            "database" => ServerKind::Database(serde_yaml::from_value(rest).map_err(de_err)?),
+            "database" => {
+                let db: crate::database::DatabaseServerConfig = serde_yaml::from_value(rest).map_err(de_err)?;
+                db.validate().map_err(|(field, message)| ConfigError::new(path, ctx(&field), message))?;
+                ServerKind::Database(db)
+            }
             other => return Err(ConfigError::new(path, ctx("type"), format!("unknown server type `{other}`; one of: openapi, rest, database"))),
         };
         out.push(ServerConfig { name, description, kind });
