@@ -287,7 +287,7 @@ pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>
         let tb = toolbox::parse(&text).map_err(|e| DatabaseError::Toolbox(file.clone(), e))?;
         let mut engines = std::collections::BTreeMap::new();
         for (sname, s) in &tb.sources {
-            let src = SourceConfig::for_url(s.url.clone(), cfg.source.as_ref());
+            let src = toolbox_source(s, cfg.source.as_ref());
             // SQLite paths in a Toolbox file are relative to that file.
             let dir = path.parent().unwrap_or(cx.base_dir);
             engines.insert(sname.clone(), Arc::new(Engine::connect(&src, dir, &cfg.limits).await.map_err(|e| DatabaseError::Toolbox(file.clone(), format!("source `{sname}`: {e}")))?));
@@ -310,6 +310,16 @@ pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>
     let server = DatabaseServer::new(engine, custom, cfg.access, cfg.limits.clone());
     routes.insert(0, BuiltRoute { name: name.to_string(), description: None, server: Arc::new(server) });
     Ok(routes)
+}
+
+/// The pool of a Toolbox source: the server's `source` pool settings (when it has one),
+/// with the source's own `connectTimeout` when the file gives one.
+fn toolbox_source(s: &toolbox::Source, server: Option<&SourceConfig>) -> SourceConfig {
+    let mut src = SourceConfig::for_url(s.url.clone(), server);
+    if let Some(t) = s.connect_timeout {
+        src.connect_timeout = Dur(t);
+    }
+    src
 }
 
 /// The URL fingerprint for change detection across reloads.

@@ -76,17 +76,16 @@ fn defs(kind: &str, access: Access) -> Vec<ToolDef> {
 }
 
 fn custom_def(t: &SqlTool, access: Access) -> ToolDef {
+    // The file's hints, except that a read-only server's tools are read-only (see
+    // `SqlTool::annotations_for`).
+    let annotations = t.annotations_for(access == Access::ReadOnly);
     ToolDef {
         name: t.name.clone(),
-        title: None,
+        title: annotations.title.clone(),
         description: Some(t.description.clone()),
         input_schema: toolbox::input_schema(t),
         output_schema: Some(rows_schema()),
-        annotations: Some(if access == Access::ReadOnly {
-            ToolAnnotations { read_only_hint: Some(true), open_world_hint: Some(false), ..Default::default() }
-        } else {
-            ToolAnnotations { read_only_hint: Some(false), destructive_hint: Some(true), open_world_hint: Some(false), ..Default::default() }
-        }),
+        annotations: Some(annotations),
     }
 }
 
@@ -153,7 +152,7 @@ impl ToolServer for DatabaseServer {
             };
             return CallOutcome::Done(match toolbox::prepare(tool, &args) {
                 // Read-only servers run custom tools in a read-only transaction as well.
-                Ok((sql, params)) => rows_result(engine.run(&sql, &params, &self.limits, self.access == Access::ReadOnly).await),
+                Ok((sql, params)) => rows_result(engine.run(&sql, &params, &tool.limits(&self.limits), self.access == Access::ReadOnly).await),
                 Err(e) => CallToolResult::error(format!("invalid arguments for tool `{}`: {e}", tool.name)),
             });
         }
