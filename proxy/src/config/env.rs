@@ -1,4 +1,4 @@
-//! `${VAR}` / `${VAR:-default}` substitution in config string values.
+//! `${VAR}` / `${VAR:-default}` / `${VAR:?message}` substitution in config string values.
 //!
 //! Substitution happens on parsed YAML scalars, never on the raw text, so a secret can
 //! never change the structure of the config. `$${` writes a literal `${`.
@@ -36,9 +36,55 @@ pub fn substitute(doc: &mut Yaml, path: &mut String) -> Result<(), (String, Stri
     Ok(())
 }
 
-/// Expands `${VAR}` and `${VAR:-default}` in one string.
+/// Expands `${VAR}`, `${VAR:-default}` and `${VAR:?message}` in one string.
 pub fn expand(s: &str) -> Result<String, String> {
     expand_with(s, |k| std::env::var(k).ok())
+}
+
+/// What a reference does when its variable has no value.
+enum Fallback<'a> {
+    /// `${VAR}`: an unset variable is an error.
+    None,
+    /// `${VAR:-default}`: an unset variable gives the default.
+    Default(&'a str),
+    /// `${VAR:?message}`: an unset or empty variable is an error carrying the message, as in
+    /// the shell: a required secret that is set but empty is as wrong as a missing one.
+    Required(&'a str),
+}
+
+/// Splits the inside of `${…}` into the variable name and its fallback.
+fn reference(inner: &str) -> (&str, Fallback<'_>) {
+    let Some((name, rest)) = inner.split_once(':') else {
+        return (inner, Fallback::None);
+    };
+    if let Some(d) = rest.strip_prefix('-') {
+        (name, Fallback::Default(d))
+    } else if let Some(m) = rest.strip_prefix('?') {
+        (name, Fallback::Required(m))
+    } else {
+        // Not a form we know: the whole text is reported as an invalid name.
+        (inner, Fallback::None)
+    }
+}
+
+/// The value of one reference, or why there is none.
+fn resolve(name: &str, fallback: Fallback<'_>, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    match (lookup(name), fallback) {
+        (Some(v), Fallback::Required(m)) if v.is_empty() => Err(required(name, "is empty", m)),
+        (Some(v), _) => Ok(v),
+        (None, Fallback::Default(d)) => Ok(d.to_string()),
+        (None, Fallback::Required(m)) => Err(required(name, "is not set", m)),
+        (None, Fallback::None) => Err(format!("environment variable `{name}` is not set")),
+    }
+}
+
+fn required(name: &str, state: &str, message: &str) -> String {
+    let message = message.trim();
+    if message.is_empty() {
+        format!("environment variable `{name}` {state} (required)")
+    } else {
+        format!("environment variable `{name}` {state}: {message}")
+    }
 }
 
 /// [`expand`] with an explicit lookup (for tests and for Toolbox-style files).
@@ -54,18 +100,11 @@ pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<S
         } else if let Some(tail) = after.strip_prefix("${") {
             let end = tail.find('}').ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
             let inner = &tail[..end];
-            let (name, default) = match inner.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (inner, None),
-            };
+            let (name, fallback) = reference(inner);
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!("invalid variable name `{name}` in `${{{inner}}}`"));
             }
-            match (lookup(name), default) {
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => return Err(format!("environment variable `{name}` is not set")),
-            }
+            out.push_str(&resolve(name, fallback, &lookup)?);
             rest = &tail[end + 1..];
         } else {
             out.push('$');
@@ -88,5 +127,21 @@ mod tests {
         assert_eq!(expand_with("$${A} $5", look).unwrap(), "${A} $5");
         assert!(expand_with("${B}", look).unwrap_err().contains("`B` is not set"));
         assert!(expand_with("${A", look).is_err());
+    }
+
+    #[test]
+    fn required_references_fail_with_their_message() {
+        let look = |k: &str| match k {
+            "A" => Some("x".to_string()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        assert_eq!(expand_with("${A:?set A}", look).unwrap(), "x");
+        assert_eq!(expand_with("pw=${B:?the shop database password}", look).unwrap_err(), "environment variable `B` is not set: the shop database password");
+        assert_eq!(expand_with("${EMPTY:?give it a value}", look).unwrap_err(), "environment variable `EMPTY` is empty: give it a value");
+        assert_eq!(expand_with("${B:?}", look).unwrap_err(), "environment variable `B` is not set (required)");
+        // A default may be empty; only `:?` insists on a value.
+        assert_eq!(expand_with("${EMPTY:-d}", look).unwrap(), "");
+        assert!(expand_with("${B:x}", look).unwrap_err().contains("invalid variable name `B:x`"));
     }
 }

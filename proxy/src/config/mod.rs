@@ -5,7 +5,8 @@
 mod env;
 pub mod units;
 
-/// Expands `${VAR}` / `${VAR:-default}` in one string (also used for Toolbox files).
+/// Expands `${VAR}` / `${VAR:-default}` / `${VAR:?message}` in one string (also used for
+/// Toolbox files).
 pub fn env_expand(text: &str) -> Result<String, String> {
     env::expand(text)
 }
@@ -354,7 +355,11 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
         let kind = match kind.as_str() {
             "openapi" => ServerKind::Openapi(serde_yaml::from_value(rest).map_err(de_err)?),
             "rest" => ServerKind::Rest(serde_yaml::from_value(rest).map_err(de_err)?),
-            "database" => ServerKind::Database(serde_yaml::from_value(rest).map_err(de_err)?),
+            "database" => {
+                let db: crate::database::DatabaseServerConfig = serde_yaml::from_value(rest).map_err(de_err)?;
+                db.validate().map_err(|(field, message)| ConfigError::new(path, ctx(&field), message))?;
+                ServerKind::Database(db)
+            }
             other => return Err(ConfigError::new(path, ctx("type"), format!("unknown server type `{other}`; one of: openapi, rest, database"))),
         };
         out.push(ServerConfig { name, description, kind });

@@ -46,3 +46,22 @@ fn bad_listen_and_key_are_rejected() {
     assert!(parse("listen: [\"nowhere\"]\n").is_err());
     assert!(parse("session: {key: tooshort}\n").unwrap_err().to_string().contains("session.key"));
 }
+
+#[test]
+fn required_env_references_name_the_field_and_say_why() {
+    let e = parse("session: {key: \"${MCPGATE_TEST_UNSET_KEY:?generate one with openssl rand -hex 32}\"}\n").unwrap_err().to_string();
+    assert!(e.contains("field `session.key`") && e.contains("environment variable `MCPGATE_TEST_UNSET_KEY` is not set: generate one with openssl rand -hex 32"), "{e}");
+}
+
+#[test]
+fn database_sources_are_checked_at_load() {
+    let c = parse("servers:\n  - name: shop\n    type: database\n    source: {engine: postgres, host: db, port: 5432, database: shop, user: app}\n").unwrap();
+    match &c.servers[0].kind {
+        ServerKind::Database(d) => assert_eq!(d.source.as_ref().map(|s| s.connection_url().unwrap()).as_deref(), Some("postgres://app@db:5432/shop")),
+        _ => panic!("wrong kind"),
+    }
+    let e = parse("servers:\n  - name: shop\n    type: database\n    source: {url: \"postgres://app@db/shop\", user: app}\n").unwrap_err().to_string();
+    assert!(e.contains("test.yaml") && e.contains("server `shop`, field `source`: give either `url` or the connection fields"), "{e}");
+    let e = parse("servers:\n  - name: shop\n    type: database\n    source: {engine: postgres, host: db, database: shop, user: app, sslmode: require}\n").unwrap_err().to_string();
+    assert!(e.contains("server `shop`") && e.contains("unknown field `sslmode`"), "{e}");
+}

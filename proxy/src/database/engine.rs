@@ -359,7 +359,7 @@ impl Engine {
     /// pooled PostgreSQL connection (a startup option), so no statement spends a round trip
     /// setting it; a `SET` inside `query` cannot outlive its rolled-back transaction.
     pub async fn connect(src: &SourceConfig, base_dir: &Path, limits: &DbLimits, usage: Usage<'_>) -> Result<Engine, DatabaseError> {
-        let url = src.url.trim();
+        let url = &src.connection_url()?;
         let scrubbed = |e: &dyn std::fmt::Display| DatabaseError::Url(super::scrub(&e.to_string(), url));
         let ms = limits.statement_timeout.0.as_millis().max(1).to_string();
         let free = usage.source.is_none();

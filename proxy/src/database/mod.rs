@@ -10,6 +10,7 @@ pub mod error;
 mod pgpool;
 mod server;
 mod sqlite;
+pub mod source;
 pub mod toolbox;
 mod value;
 
@@ -23,6 +24,7 @@ use crate::runtime::{BuildContext, BuiltRoute};
 
 pub use engine::{Engine, Usage};
 pub use server::DatabaseServer;
+pub use source::{EngineKind, TlsConfig, TlsMode};
 
 /// A pooled connection idle for longer than this is pinged before it is handed out; one
 /// busy a moment ago is known to be alive.
@@ -63,15 +65,38 @@ pub enum Access {
     ReadWrite,
 }
 
-/// A database connection source.
+/// A database connection source: a `url`, or the same connection as fields (`engine`,
+/// `host`, `port`, `database`, `user`, `password`, `tls`), never both.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// `postgres://…`, `mysql://…` (MariaDB too) or `sqlite://path` (relative to the
     /// config file). Use `${ENV}` for the password; it never appears in logs or errors,
     /// and serializes only as a fingerprint (so a changed URL rebuilds the pool on reload).
-    #[serde(serialize_with = "serialize_fingerprint")]
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "serialize_fingerprint")]
+    pub url: Option<String>,
+    /// Field form: `postgres`, `mysql`, `mariadb` or `sqlite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineKind>,
+    /// Field form: host name or address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Field form: port (default 5432 for PostgreSQL, 3306 for MySQL/MariaDB).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "deserialize_port")]
+    pub port: Option<u16>,
+    /// Field form: the database name (for SQLite, the file's path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Field form: login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Field form: password (use `${ENV}`); like the URL, never logged and serialized only
+    /// as a fingerprint, so a changed password rebuilds the pool on reload.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "serialize_fingerprint")]
+    pub password: Option<String>,
+    /// Field form: TLS settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Pool size (default 5).
     #[serde(default = "default_pool")]
     pub pool_size: u32,
@@ -86,8 +111,95 @@ pub struct SourceConfig {
     pub seed: Option<String>,
 }
 
-fn serialize_fingerprint<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(fingerprint(url))
+impl SourceConfig {
+    /// A source for `url` with the pool settings of `base` (the defaults without one).
+    pub fn for_url(url: String, base: Option<&SourceConfig>) -> SourceConfig {
+        let (pool_size, connect_timeout, idle_timeout) = base.map_or((default_pool(), default_connect(), default_idle()), |b| (b.pool_size, b.connect_timeout, b.idle_timeout));
+        SourceConfig { url: Some(url), engine: None, host: None, port: None, database: None, user: None, password: None, tls: None, pool_size, connect_timeout, idle_timeout, seed: None }
+    }
+
+    /// The connection URL: `url` as given, or one built from the fields with every part
+    /// percent-encoded. The message of an error never contains the password.
+    pub fn connection_url(&self) -> Result<String, DatabaseError> {
+        self.url_or_fields().map_err(DatabaseError::Source)
+    }
+
+    /// The field-form keys that are set, by name.
+    fn fields_given(&self) -> Vec<&'static str> {
+        let set = [
+            ("engine", self.engine.is_some()),
+            ("host", self.host.is_some()),
+            ("port", self.port.is_some()),
+            ("database", self.database.is_some()),
+            ("user", self.user.is_some()),
+            ("password", self.password.is_some()),
+            ("tls", self.tls.is_some()),
+        ];
+        set.into_iter().filter(|(_, given)| *given).map(|(name, _)| name).collect()
+    }
+
+    fn url_or_fields(&self) -> Result<String, String> {
+        let given = self.fields_given();
+        match (&self.url, self.engine) {
+            (Some(_), _) if !given.is_empty() => Err(format!("give either `url` or the connection fields, not both (found `url` and `{}`)", given.join("`, `"))),
+            (Some(url), _) => Ok(url.trim().to_string()),
+            (None, None) if given.is_empty() => Err("`url` or `engine` (with `host`, `database`, `user`, …) is required".into()),
+            (None, None) => Err(format!("`engine` (postgres, mysql, mariadb or sqlite) is required with `{}`", given.join("`, `"))),
+            (None, Some(EngineKind::Sqlite)) => self.sqlite_fields(),
+            (None, Some(engine)) => self.network_fields(engine),
+        }
+    }
+
+    fn sqlite_fields(&self) -> Result<String, String> {
+        let network = [("host", self.host.is_some()), ("port", self.port.is_some()), ("user", self.user.is_some()), ("password", self.password.is_some()), ("tls", self.tls.is_some())];
+        if let Some((name, _)) = network.iter().find(|(_, given)| *given) {
+            return Err(format!("`{name}` does not apply to SQLite (a file: give `database`, its path)"));
+        }
+        source::sqlite_url(self.database.as_deref().unwrap_or(""))
+    }
+
+    fn network_fields(&self, engine: EngineKind) -> Result<String, String> {
+        let need = |v: &Option<String>, name: &str| v.as_deref().filter(|s| !s.trim().is_empty()).map(str::to_owned).ok_or_else(|| format!("`{name}` is required"));
+        let params = match &self.tls {
+            Some(tls) => tls.params(engine)?,
+            None => Vec::new(),
+        };
+        let (host, user, database) = (need(&self.host, "host")?, need(&self.user, "user")?, need(&self.database, "database")?);
+        source::network_url(&source::Endpoint { engine, host: &host, port: self.port, user: &user, password: self.password.as_deref(), database: &database, params })
+    }
+}
+
+impl DatabaseServerConfig {
+    /// Checks at load what serde cannot: a source is a URL or fields, never both, and the
+    /// fields make a connection. Returns the field and the message.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if let Some(src) = &self.source {
+            src.url_or_fields().map_err(|m| ("source".to_string(), m))?;
+        }
+        Ok(())
+    }
+}
+
+fn deserialize_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    // A number, or a string of one: `port: ${DB_PORT}` substitutes to a string.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Port {
+        Number(u16),
+        Text(String),
+    }
+    match Option::<Port>::deserialize(d)? {
+        None => Ok(None),
+        Some(Port::Number(n)) => Ok(Some(n)),
+        Some(Port::Text(t)) => t.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("`port`: `{t}` is not a port number"))),
+    }
+}
+
+fn serialize_fingerprint<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(v) => s.serialize_u64(fingerprint(v)),
+        None => s.serialize_none(),
+    }
 }
 
 fn default_pool() -> u32 {
@@ -140,6 +252,9 @@ pub enum DatabaseError {
     /// The SQLite seed script failed.
     #[error("source.seed: {0}")]
     Seed(String),
+    /// The connection fields of `source:` do not make a connection.
+    #[error("source: {0}")]
+    Source(String),
     /// The Toolbox file is unusable.
     #[error("tools_file `{0}`: {1}")]
     Toolbox(String, String),
@@ -180,10 +295,9 @@ pub async fn build(name: &str, cfg: &DatabaseServerConfig, cx: &BuildContext<'_>
         let path = cx.base_dir.join(file);
         let text = tokio::fs::read_to_string(&path).await.map_err(|e| DatabaseError::Toolbox(file.clone(), e.to_string()))?;
         let tb = toolbox::parse(&text).map_err(|e| DatabaseError::Toolbox(file.clone(), e))?;
-        let defaults = cfg.source.clone();
         let mut engines = std::collections::BTreeMap::new();
         for (sname, s) in &tb.sources {
-            let src = SourceConfig { url: s.url.clone(), seed: None, ..defaults.clone().unwrap_or_else(|| SourceConfig { url: String::new(), pool_size: default_pool(), connect_timeout: default_connect(), idle_timeout: default_idle(), seed: None }) };
+            let src = toolbox_source(s, cfg.source.as_ref());
             // SQLite paths in a Toolbox file are relative to that file.
             let dir = path.parent().unwrap_or(cx.base_dir);
             let e = Arc::new(Engine::connect(&src, dir, &cfg.limits, usage(Some(sname))).await.map_err(|e| DatabaseError::Toolbox(file.clone(), format!("source `{sname}`: {e}")))?);
@@ -218,6 +332,16 @@ pub fn warn_at_load(name: &str, cfg: &DatabaseServerConfig) {
     }
 }
 
+/// The pool of a Toolbox source: the server's `source` pool settings (when it has one),
+/// with the source's own `connectTimeout` when the file gives one.
+fn toolbox_source(s: &toolbox::Source, server: Option<&SourceConfig>) -> SourceConfig {
+    let mut src = SourceConfig::for_url(s.url.clone(), server);
+    if let Some(t) = s.connect_timeout {
+        src.connect_timeout = Dur(t);
+    }
+    src
+}
+
 /// The URL fingerprint for change detection across reloads.
 pub fn fingerprint(url: &str) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -242,6 +366,50 @@ mod tests {
     fn passwords_are_scrubbed() {
         let url = "postgres://app:s3cr%21t@db:5432/shop";
         assert_eq!(scrub("password authentication failed: s3cr!t / s3cr%21t", url), "password authentication failed: *** / ***");
+    }
+
+    fn source(yaml: &str) -> SourceConfig {
+        serde_yaml::from_str(yaml).expect("source")
+    }
+
+    #[test]
+    fn a_source_is_a_url_or_fields() {
+        assert_eq!(source("url: \" postgres://app@db/shop \"").connection_url().unwrap(), "postgres://app@db/shop");
+        let pg = source("{engine: postgres, host: db.internal, port: \"6432\", database: shop, user: app, password: \"p@ss word\", tls: {mode: verify-full, ca_file: /etc/ssl/db-ca.pem}}");
+        assert_eq!(pg.connection_url().unwrap(), "postgres://app:p%40ss%20word@db.internal:6432/shop?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Fdb-ca.pem");
+        let my = source("{engine: mariadb, host: 127.0.0.1, database: test, user: root, tls: {mode: require}}");
+        assert_eq!(my.connection_url().unwrap(), "mysql://root@127.0.0.1:3306/test?ssl-mode=REQUIRED");
+        assert_eq!(source("{engine: sqlite, database: demo/h.db}").connection_url().unwrap(), "sqlite://demo/h.db");
+    }
+
+    #[test]
+    fn source_mistakes_are_named_without_the_password() {
+        let cases = [
+            ("{url: \"postgres://a@b/c\", host: b, password: hunter2}", "give either `url` or the connection fields, not both (found `url` and `host`, `password`)"),
+            ("{pool_size: 3}", "`url` or `engine` (with `host`, `database`, `user`, …) is required"),
+            ("{host: db, user: app, password: hunter2}", "`engine` (postgres, mysql, mariadb or sqlite) is required with `host`, `user`, `password`"),
+            ("{engine: postgres, database: d, user: u, password: hunter2}", "`host` is required"),
+            ("{engine: mysql, host: h, database: d, password: hunter2}", "`user` is required"),
+            ("{engine: sqlite, database: x.db, password: hunter2}", "`password` does not apply to SQLite (a file: give `database`, its path)"),
+            ("{engine: postgres, host: h, database: d, user: u, tls: {mode: require, ca_file: ca.pem}}", "`tls.ca_file` must be an absolute path (got `ca.pem`)"),
+        ];
+        for (yaml, want) in cases {
+            let e = source(yaml).connection_url().unwrap_err().to_string();
+            assert_eq!(e, format!("source: {want}"), "{yaml}");
+            assert!(!e.contains("hunter2"));
+        }
+        assert!(serde_yaml::from_str::<SourceConfig>("{engine: oracle}").is_err());
+        assert!(serde_yaml::from_str::<SourceConfig>("{engine: postgres, port: \"54x\"}").unwrap_err().to_string().contains("`54x` is not a port number"));
+        assert!(serde_yaml::from_str::<SourceConfig>("{engine: postgres, tls: {mode: require, verify: true}}").is_err());
+    }
+
+    #[test]
+    fn secrets_serialize_as_fingerprints_that_change_with_them() {
+        let text = |pw: &str| serde_json::to_string(&source(&format!("{{engine: postgres, host: h, database: d, user: u, password: {pw}}}"))).unwrap();
+        assert!(!text("hunter2").contains("hunter2"));
+        assert_ne!(text("hunter2"), text("hunter3"), "a changed password rebuilds the pool on reload");
+        let url = serde_json::to_string(&source("url: \"postgres://u:hunter2@h/d\"")).unwrap();
+        assert!(!url.contains("hunter2") && url.contains("\"url\":"));
     }
 
     #[test]

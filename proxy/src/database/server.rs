@@ -78,17 +78,16 @@ fn defs(kind: &str, access: Access) -> Vec<ToolDef> {
 }
 
 fn custom_def(t: &SqlTool, access: Access) -> ToolDef {
+    // The file's hints, except that a read-only server's tools are read-only (see
+    // `SqlTool::annotations_for`).
+    let annotations = t.annotations_for(access == Access::ReadOnly);
     ToolDef {
         name: t.name.clone(),
-        title: None,
+        title: annotations.title.clone(),
         description: Some(t.description.clone()),
         input_schema: toolbox::input_schema(t),
         output_schema: Some(rows_schema()),
-        annotations: Some(if access == Access::ReadOnly {
-            ToolAnnotations { read_only_hint: Some(true), open_world_hint: Some(false), ..Default::default() }
-        } else {
-            ToolAnnotations { read_only_hint: Some(false), destructive_hint: Some(true), open_world_hint: Some(false), ..Default::default() }
-        }),
+        annotations: Some(annotations),
     }
 }
 
@@ -170,7 +169,7 @@ impl ToolServer for DatabaseServer {
             };
             // Read-only servers run custom tools in a read-only transaction as well.
             let r = match custom_call(tool, &args, raw) {
-                Ok((sql, params)) => engine.fixed(&sql, &params, &self.limits, self.access == Access::ReadOnly).await,
+                Ok((sql, params)) => engine.fixed(&sql, &params, &tool.limits(&self.limits), self.access == Access::ReadOnly).await,
                 Err(e) => Err(e),
             };
             return CallOutcome::Done(rows_result(r));
