@@ -382,3 +382,29 @@ kind: tool\nname: col\ntype: sqlite-sql\nsource: lite\ndescription: d\nmaxRows: 
     let r = c.call("query", json!({"sql": "SELECT count(*) FROM things"})).await;
     assert_eq!(r["structuredContent"]["rows"], json!([[3]]), "the field-form SQLite source serves the instance tools: {r}");
 }
+
+/// A reload picks up an edited Toolbox file even when the server's config entry is the
+/// same (the entry alone would let the reload keep the old routes and pools).
+#[tokio::test]
+async fn a_reload_serves_the_edited_toolbox_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    std::fs::write(dir.path().join("seed.sql"), "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('one');").unwrap();
+    let tools = |statement: &str| format!("kind: sources\nname: lite\ntype: sqlite\ndatabase: {}\n---\nkind: tools\nname: read\ntype: sqlite-sql\nsource: lite\ndescription: read\nstatement: {statement}\n", db.display());
+    std::fs::write(dir.path().join("tools.yaml"), tools("SELECT v FROM t")).unwrap();
+    let body = format!("servers:\n  - name: r\n    type: database\n    source: {{url: \"sqlite://{}\", seed: {}}}\n    tools_file: {}\n", db.display(), dir.path().join("seed.sql").display(), dir.path().join("tools.yaml").display());
+    let gw = Gateway::start(&body);
+    let c = session(&gw, "r").await;
+    assert_eq!(c.call("read", json!({})).await["structuredContent"]["rows"], json!([["one"]]));
+    std::fs::write(dir.path().join("tools.yaml"), tools("SELECT upper(v) AS v FROM t")).unwrap();
+    gw.sighup();
+    let mut seen = Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        seen = c.call("read", json!({})).await["structuredContent"]["rows"].clone();
+        if seen == json!([["ONE"]]) {
+            return;
+        }
+    }
+    panic!("the edited statement was not served after the reload: {seen}\n{}", gw.log_text());
+}

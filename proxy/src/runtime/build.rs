@@ -105,7 +105,7 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous };
     let mut routes = HashMap::with_hasher(foldhash::fast::RandomState::default());
     for server in &config.servers {
-        let fingerprint = serde_json::to_string(server).unwrap_or_default();
+        let fingerprint = fingerprint(server, cx.base_dir).await;
         let err = |message: String| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message };
         if let ServerKind::Database(d) = &server.kind {
             crate::database::warn_at_load(&server.name, d);
@@ -129,6 +129,20 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     };
     let origin = OriginPolicy::new(&config);
     Ok(Snapshot { config, routes, generation, sessions, origin })
+}
+
+/// What decides whether a reload may keep a server's routes: its config entry and, for a
+/// database server with a Toolbox file, that file as expanded (an edited file, or a
+/// changed variable in it, builds the server anew). A file that cannot be read changes
+/// the fingerprint too, so the build reports it.
+async fn fingerprint(server: &ServerConfig, base_dir: &Path) -> String {
+    let mut f = serde_json::to_string(server).unwrap_or_default();
+    if let ServerKind::Database(crate::database::DatabaseServerConfig { tools_file: Some(file), .. }) = &server.kind {
+        let text = tokio::fs::read_to_string(base_dir.join(file)).await.map_err(|e| e.to_string()).and_then(|t| crate::database::toolbox::substitute(&t));
+        let text = text.unwrap_or_else(|e| format!("unreadable: {e}"));
+        f.push_str(&format!("\ntools_file:{:016x}", crate::database::fingerprint(&text)));
+    }
+    f
 }
 
 fn same_session_config(a: &Config, b: &Config) -> bool {
