@@ -19,13 +19,22 @@ CONNECTIONS=${CONNECTIONS:-64}
 POOL=${POOL:-8}
 THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-3}
-PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
+PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
+# A least-privileged role: over a superuser the gateway does not serve `query` at all.
+PG=${PG:-postgres://mcpgate_bench:bench@127.0.0.1:5432/test}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}/release
 OUT=${OUT:-$PWD/loadtest/out}
 mkdir -p "$OUT"
 command -v oha >/dev/null || cargo install oha --locked
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p mcpgate -p sqlx-direct >&2
-psql "$PG" -qc "DROP TABLE IF EXISTS mcpgate_bench; CREATE TABLE mcpgate_bench (id int PRIMARY KEY, name text); INSERT INTO mcpgate_bench SELECT g, 'row ' || g FROM generate_series(1, 1000) g;" >&2
+psql "$PG_ADMIN" -qX >&2 <<'SQL'
+SET client_min_messages = warning;
+DO $$ BEGIN CREATE ROLE mcpgate_bench LOGIN PASSWORD 'bench'; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DROP TABLE IF EXISTS mcpgate_bench;
+CREATE TABLE mcpgate_bench (id int PRIMARY KEY, name text);
+INSERT INTO mcpgate_bench SELECT g, 'row ' || g FROM generate_series(1, 1000) g;
+GRANT SELECT ON mcpgate_bench TO mcpgate_bench;
+SQL
 
 GW=127.0.0.1:18400 ADMIN=127.0.0.1:18401
 cat > "$OUT/db.yaml" <<YAML

@@ -300,6 +300,7 @@ tools: [attr, series]
     assert_eq!(tool_def(&list, "add-user")["annotations"], json!({"title": "Add a user", "readOnlyHint": true, "idempotentHint": false, "openWorldHint": false}));
     let r = c.call("add-user", json!({"name": "bob"})).await;
     assert_eq!(r["isError"], true, "a read-only server cannot write, whatever the file says: {r}");
+    assert!(text(&r).contains("ERROR 25006"), "refused by the database as a read-only transaction: {r}");
     let s = session(&ro, "tb.reads").await;
     assert_eq!(tool_names(&s.request(1, "tools/list", json!({})).await), ["attr", "series"]);
 

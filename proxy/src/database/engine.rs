@@ -373,8 +373,15 @@ impl Engine {
                 // type between Parse and Bind is a simple query, which drops them.)
                 opts = opts.statement_cache_capacity(0);
             }
+            // Fixed statements of a read-only server run in autocommit, read-only by the
+            // connection's default: no transaction to open or end.
+            let fixed_read_only = !free && !usage.read_write;
+            if fixed_read_only {
+                opts = opts.options([("default_transaction_read_only", "on")]);
+            }
             let account = account("postgresql");
-            (Db::Postgres(pgpool::build(opts, src.pool_size as usize, src.connect_timeout.0, src.idle_timeout.0, free, account.clone())), Some(account))
+            let pool = pgpool::build(opts, src.pool_size as usize, src.connect_timeout.0, src.idle_timeout.0, free, fixed_read_only, account.clone());
+            (Db::Postgres(pool), Some(account))
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let opts = MySqlConnectOptions::from_str(&url.replacen("mariadb://", "mysql://", 1)).map_err(|e| scrubbed(&e))?;
             let flavor = Arc::new(MySqlFlavor::default());

@@ -29,6 +29,11 @@
 //!   commits) also resets the session: settings, role, cursors, `LISTEN`, temp tables.
 //! - Writes run in autocommit, one statement, so a write costs one exchange like a read:
 //!   the statement is its own transaction.
+//! - A pool of fixed statements (catalog-free: Toolbox tools only) needs no transaction
+//!   at all: on a read-only server its connections start with
+//!   `default_transaction_read_only`, so each statement runs read-only in autocommit, and a
+//!   call is one exchange with nothing written at its end. Its prepared statements are
+//!   cached: no caller's SQL ever runs there.
 //! - Every new connection checks its account's privileges ([`super::account`]) before
 //!   it is handed out.
 //! - A connection the server closed while it sat in the pool (a restart, a failover,
@@ -71,6 +76,8 @@ enum State {
 pub struct PgConn {
     conn: PgConnection,
     state: State,
+    /// Whether a transaction this module opened is still open (free-SQL reads).
+    open: bool,
     returned: Instant,
     hot: bool,
     /// Whether a call has used it before (a server may have closed it since).
@@ -79,15 +86,19 @@ pub struct PgConn {
 
 impl PgConn {
     fn new(conn: PgConnection, used: bool) -> PgConn {
-        PgConn { conn, state: State::Idle, returned: Instant::now(), hot: false, used }
+        PgConn { conn, state: State::Idle, open: false, returned: Instant::now(), hot: false, used }
     }
 }
 
 /// Opens and vets connections for [`PgPool`].
 pub struct PgManager {
     opts: PgConnectOptions,
-    /// Whether callers' SQL runs on this pool (unnamed statements, full reset).
+    /// Whether callers' SQL runs on this pool (no statement cache, full reset); else it
+    /// runs fixed statements in autocommit.
     free: bool,
+    /// A fixed-statement pool whose connections start read-only
+    /// (`default_transaction_read_only`).
+    read_only: bool,
     /// Where each new connection's privilege check goes.
     account: std::sync::Arc<Account>,
     /// Open connections the reaper took out of their parked transaction, with when; the
@@ -100,8 +111,8 @@ pub struct PgManager {
 }
 
 impl PgManager {
-    fn new(opts: PgConnectOptions, free: bool, account: std::sync::Arc<Account>) -> PgManager {
-        PgManager { opts, free, account, spares: Default::default(), suspect: AtomicU64::new(0), epoch: Instant::now() }
+    fn new(opts: PgConnectOptions, free: bool, read_only: bool, account: std::sync::Arc<Account>) -> PgManager {
+        PgManager { opts, free, read_only, account, spares: Default::default(), suspect: AtomicU64::new(0), epoch: Instant::now() }
     }
 
     fn spare(&self) -> Option<PgConnection> {
@@ -168,8 +179,11 @@ pub type PgObject = Object<PgManager>;
 /// Builds a lazily connecting pool and starts its reaper, which closes connections idle
 /// for `idle` and rolls back parked ones nobody took; it stops when a reload drops the
 /// pool.
-pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration, free: bool, account: std::sync::Arc<Account>) -> PgPool {
-    let pool = managed::Pool::builder(PgManager::new(opts, free, account))
+/// `free`: callers' SQL runs on it; else fixed statements, read-only ones when
+/// `read_only` (the caller gave the connections `default_transaction_read_only`).
+#[allow(clippy::too_many_arguments)]
+pub fn build(opts: PgConnectOptions, size: usize, connect_timeout: Duration, idle: Duration, free: bool, read_only: bool, account: std::sync::Arc<Account>) -> PgPool {
+    let pool = managed::Pool::builder(PgManager::new(opts, free, read_only, account))
         .max_size(size.max(1))
         .wait_timeout(Some(connect_timeout))
         .create_timeout(Some(connect_timeout))
@@ -250,20 +264,27 @@ pub async fn begin(c: &mut PgObject, read_only: bool) -> Result<&mut PgConnectio
     let was = std::mem::replace(&mut c.state, State::InUse);
     let gap = c.returned.elapsed();
     c.hot = gap < HOT;
-    if Object::pool(c).is_some_and(|p| p.manager().free) && c.conn.cached_statements_size() > 0 {
+    let (free, fixed_read_only) = Object::pool(c).map_or((true, false), |p| (p.manager().free, p.manager().read_only));
+    if free && c.conn.cached_statements_size() > 0 {
         c.conn.clear_cached_statements().await?;
     }
-    let sql = match (was, read_only) {
+    // A fixed-statement pool's connections are read-only by default where they must be:
+    // no transaction to open. Free SQL gets an explicit READ ONLY transaction, which also
+    // keeps a procedure's COMMIT from ending it.
+    let explicit = read_only && (free || !fixed_read_only);
+    let guard = "/* mcpgate: is the connection still open */";
+    let sql = match (was, explicit) {
         (State::Parked, true) if c.hot => None,
         (State::Parked, true) => Some("ROLLBACK; BEGIN READ ONLY"),
         (State::Parked, false) => Some("ROLLBACK"),
         (_, true) => Some("BEGIN READ ONLY"),
-        (_, false) if c.hot => None,
-        (_, false) => Some("/* mcpgate: is the connection still open */"),
+        (_, false) if c.hot || read_only => None,
+        (_, false) => Some(guard),
     };
     if let Some(sql) = sql {
         c.conn.execute(sqlx::raw_sql(sql)).await?;
     }
+    c.open = explicit;
     Ok(&mut c.conn)
 }
 
@@ -317,22 +338,32 @@ pub async fn settle(c: &mut PgObject) -> bool {
 /// one's `BEGIN READ ONLY`) without waiting for the answer, and returns the connection to
 /// the pool — or closes it when the call left it out of step (`usable` false).
 pub fn finish(mut c: PgObject, end: End, usable: bool) {
+    let free = Object::pool(&c).is_some_and(|p| p.manager().free);
     // Never after a write: statements before a BEGIN in one message join the transaction
     // it opens, so the reset would be undone with the next call's rollback.
-    let park = usable && end == End::Rollback && (c.hot || Object::pool(&c).is_some_and(|p| p.status().waiting > 0));
-    let free = Object::pool(&c).is_some_and(|p| p.manager().free);
+    let park = usable && free && end == End::Rollback && (c.hot || Object::pool(&c).is_some_and(|p| p.status().waiting > 0));
     // Session-level advisory locks survive a rollback (even of a read-only transaction),
     // and so do prepared statements: neither may stay with the pooled connection. After a
     // caller's write (free SQL, autocommit) anything the session kept goes: a transaction
-    // the statement opened (`BEGIN`), settings, role, cursors, LISTEN, temp tables.
+    // the statement opened (`BEGIN`), settings, role, cursors, LISTEN, temp tables. A
+    // fixed statement in autocommit leaves nothing to end.
     let sql = match (end, park, free) {
-        (End::Rollback, false, false) => "ROLLBACK; SELECT pg_advisory_unlock_all()",
-        (End::Rollback, true, false) => "ROLLBACK; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
         (End::Rollback, false, true) => "ROLLBACK; DEALLOCATE ALL; SELECT pg_advisory_unlock_all()",
         (End::Rollback, true, true) => "ROLLBACK; DEALLOCATE ALL; SELECT pg_advisory_unlock_all(); BEGIN READ ONLY",
-        (End::Committed, _, false) => "RESET ALL; SELECT pg_advisory_unlock_all()",
         (End::Committed, _, true) => "ROLLBACK; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP",
+        (_, _, false) if c.open => "ROLLBACK",
+        (_, _, false) => "",
     };
+    if sql.is_empty() {
+        if usable {
+            c.state = State::Idle;
+            c.returned = Instant::now();
+            c.used = true;
+        } else {
+            close(c);
+        }
+        return;
+    }
     // One poll writes the message; the answer stays in the socket for the next call's
     // first wait. sqlx's receive path is cancel-safe, so dropping the pending future
     // loses nothing. A message not fully written (a full socket buffer) closes the
@@ -343,12 +374,17 @@ pub fn finish(mut c: PgObject, end: End, usable: bool) {
         c.returned = Instant::now();
         c.used = true;
     } else {
-        // Closing ends any transaction the server still holds for it.
-        let PgConn { conn, .. } = Object::take(c);
-        tokio::spawn(async move {
-            let _ = conn.close_hard().await;
-        });
+        close(c);
     }
+}
+
+/// Takes a connection out of the pool and closes it, which ends any transaction the
+/// server still holds for it (and a statement still running, at its next write).
+fn close(c: PgObject) {
+    let PgConn { conn, .. } = Object::take(c);
+    tokio::spawn(async move {
+        let _ = conn.close_hard().await;
+    });
 }
 
 #[cfg(test)]
@@ -377,7 +413,7 @@ mod tests {
         let app = format!("{prefix}_{}", std::process::id());
         let opts = PgConnectOptions::from_str(PG).expect("url").application_name(&app);
         let account = std::sync::Arc::new(Account::new(&app, None, "postgresql", "test".into(), false, false));
-        Some((app, build(opts, 1, Duration::from_secs(5), Duration::from_secs(600), true, account)))
+        Some((app, build(opts, 1, Duration::from_secs(5), Duration::from_secs(600), true, false, account)))
     }
 
     /// Starts a call: the connection, its backend pid and its `transaction_read_only`.
