@@ -37,6 +37,12 @@ const DRAIN_ROWS: usize = 1000;
 /// See [`DRAIN_ROWS`].
 const DRAIN_BYTES: usize = 1 << 20;
 
+/// A call that read a row larger than this closes its connection afterwards: the driver
+/// keeps the buffer of the largest message it ever read for as long as the connection
+/// lives, so a huge row would otherwise stay in memory for every pooled connection that
+/// once carried one.
+const LARGE_ROW: usize = 8 << 20;
+
 /// Who uses a source: how logs and metrics name it, and what its account check decides.
 #[derive(Debug, Clone, Copy)]
 pub struct Usage<'a> {
@@ -161,11 +167,13 @@ struct Collector<'a> {
     /// whose connection must go).
     complete: bool,
     drained: (usize, usize),
+    /// The largest row seen on the wire, decoded or not.
+    largest: usize,
 }
 
 impl<'a> Collector<'a> {
     fn new(limits: &'a DbLimits) -> Self {
-        Collector { out: Rows::default(), limits, bytes: 0, complete: true, drained: (0, 0) }
+        Collector { out: Rows::default(), limits, bytes: 0, complete: true, drained: (0, 0), largest: 0 }
     }
 
     /// Forgets what a failed attempt collected.
@@ -175,6 +183,7 @@ impl<'a> Collector<'a> {
 
     /// Counts a row read past the cap; false once the drain's bounds are reached.
     fn drain(&mut self, raw: usize) -> bool {
+        self.largest = self.largest.max(raw);
         self.drained.0 += 1;
         self.drained.1 += raw;
         if self.drained.0 > DRAIN_ROWS || self.drained.1 > DRAIN_BYTES {
@@ -188,6 +197,7 @@ impl<'a> Collector<'a> {
     /// take less JSON than their wire form (bar a few numbers and dates), so a row that
     /// alone exceeds what is left of the size cap ends the result before it is copied.
     fn room_for(&mut self, raw: usize) -> bool {
+        self.largest = self.largest.max(raw);
         if self.out.rows.len() >= self.limits.max_rows || self.bytes + raw / 2 > self.limits.max_response_bytes.0 {
             self.out.truncated = true;
             return false;
@@ -524,7 +534,7 @@ impl Engine {
             Ok(done) => done.map_err(|e| self.pool_error(e))?,
             Err(_) => return Err(CallError::Timeout(s.limits.statement_timeout.0)),
         };
-        pgpool::finish(obj, *r.as_ref().unwrap_or(&end_of(&s)), in_step);
+        pgpool::finish(obj, *r.as_ref().unwrap_or(&end_of(&s)), in_step && c.largest <= LARGE_ROW);
         r.map_err(CallError::from_sqlx)?;
         Ok(c.out)
     }
@@ -556,7 +566,7 @@ impl Engine {
                 mark_json(&mut conn, json, &maybe_json, &mut c.out).await;
             }
             // A capped statement still producing rows goes with its connection.
-            if !c.complete {
+            if !c.complete || c.largest > LARGE_ROW {
                 conn.close_on_drop();
             }
             r
