@@ -306,6 +306,8 @@ async fn sqlite_queries_cannot_leave_their_database_file() {
         "CREATE TEMP VIEW hotels AS SELECT 'POISONED' AS name".into(),
         "SELECT load_extension('/tmp/nothing')".into(),
         "PRAGMA case_sensitive_like = ON".into(),
+        "BEGIN".into(),
+        "SAVEPOINT s".into(),
     ] {
         refused(&a.call("query", json!({ "sql": sql })).await, "the gateway does not allow");
         refused(&w.call("execute", json!({ "sql": sql })).await, "the gateway does not allow");

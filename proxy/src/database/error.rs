@@ -79,7 +79,7 @@ pub fn describe(d: &dyn sqlx::error::DatabaseError) -> String {
     if let Some(lite) = d.try_downcast_ref::<SqliteError>() {
         let code = lite.code().unwrap_or_default();
         // SQLITE_AUTH: the gateway's authorizer refused (database/sqlite.rs).
-        let why = if code == "23" || lite.message().starts_with("not authorized") { " (the gateway does not allow ATTACH/DETACH, TEMP objects, load_extension or changing PRAGMAs)" } else { "" };
+        let why = if code == "23" || lite.message().starts_with("not authorized") { " (the gateway does not allow ATTACH/DETACH, TEMP objects, load_extension, transaction statements or changing PRAGMAs)" } else { "" };
         return format!("SQLite error {code}: {}{why}", lite.message());
     }
     d.message().to_string()

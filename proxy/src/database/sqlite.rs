@@ -8,7 +8,9 @@
 //!
 //! - `SQLITE_LIMIT_ATTACHED` = 0: no other database can be attached;
 //! - `SQLITE_DBCONFIG_DEFENSIVE`: no `writable_schema` or other ways to corrupt the file;
-//! - an authorizer that denies `ATTACH`/`DETACH`, `TEMP` objects, `load_extension()`, and
+//! - an authorizer that denies `ATTACH`/`DETACH`, `TEMP` objects, `load_extension()`,
+//!   transaction statements (a `BEGIN` left open would hold its snapshot, or its writes,
+//!   for the next caller on the connection; every statement is its own transaction), and
 //!   every `PRAGMA` but the catalog ones the instance tools and readers use.
 //!
 //! Extension loading stays off (sqlx never enables the SQL function).
@@ -49,6 +51,7 @@ fn text<'a>(p: *const c_char) -> Option<&'a str> {
 fn allowed(action: c_int, a1: Option<&str>, a2: Option<&str>) -> bool {
     match action {
         ffi::SQLITE_ATTACH | ffi::SQLITE_DETACH => false,
+        ffi::SQLITE_TRANSACTION | ffi::SQLITE_SAVEPOINT => false,
         ffi::SQLITE_CREATE_TEMP_INDEX | ffi::SQLITE_CREATE_TEMP_TABLE | ffi::SQLITE_CREATE_TEMP_TRIGGER | ffi::SQLITE_CREATE_TEMP_VIEW => false,
         ffi::SQLITE_DROP_TEMP_INDEX | ffi::SQLITE_DROP_TEMP_TABLE | ffi::SQLITE_DROP_TEMP_TRIGGER | ffi::SQLITE_DROP_TEMP_VIEW => false,
         ffi::SQLITE_PRAGMA => {
@@ -99,6 +102,8 @@ mod tests {
         assert!(!allowed(ffi::SQLITE_ATTACH, Some("/etc/other.db"), None));
         assert!(!allowed(ffi::SQLITE_CREATE_TEMP_VIEW, Some("hotels"), None));
         assert!(!allowed(ffi::SQLITE_FUNCTION, None, Some("load_extension")));
+        assert!(!allowed(ffi::SQLITE_TRANSACTION, Some("BEGIN"), None));
+        assert!(!allowed(ffi::SQLITE_SAVEPOINT, Some("BEGIN"), Some("s")));
         assert!(allowed(ffi::SQLITE_FUNCTION, None, Some("lower")));
         assert!(allowed(ffi::SQLITE_PRAGMA, Some("table_info"), Some("hotels")));
         assert!(allowed(ffi::SQLITE_PRAGMA, Some("user_version"), None));
