@@ -16,6 +16,11 @@ scripts/services.sh
 step "cargo build"
 cargo build --workspace --all-targets --locked
 
+step "cargo fmt"
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo fmt --all -- --check
+results+=("fmt: clean")
+
 step "cargo clippy"
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -154,7 +154,10 @@ async fn postgres_instance_tools_caps_and_read_only() {
     // The type mapping.
     let q = ok(&r.call("query", json!({"sql": "SELECT 1::int2 a, 2::int4 b, 3::int8 c, 1.5::float4 d, 2.25::float8 e, 12345678901234567890.123456789::numeric f, true g, 'x'::text h, '\\x0102'::bytea i, '2026-11-23'::date j, '13:14:15'::time k, '2026-11-23 13:14:15.5'::timestamp l, '2026-11-23 13:14:15+02'::timestamptz m, '1 year 2 mons 3 days 04:05:06'::interval n, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid o, '{\"k\":[1,2]}'::jsonb p, ARRAY[1,2,3] q, ARRAY['a',NULL] r, NULL::text s, '10.0.0.0/8'::cidr t"})).await).clone();
     let row = &q["rows"][0];
-    assert_eq!(row, &json!([1, 2, 3, 1.5, 2.25, "12345678901234567890.123456789", true, "x", "AQI=", "2026-11-23", "13:14:15", "2026-11-23T13:14:15.500", "2026-11-23T11:14:15Z", "P1Y2M3DT4H5M6S", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"k": [1, 2]}, [1, 2, 3], ["a", null], null, "10.0.0.0/8"]));
+    assert_eq!(
+        row,
+        &json!([1, 2, 3, 1.5, 2.25, "12345678901234567890.123456789", true, "x", "AQI=", "2026-11-23", "13:14:15", "2026-11-23T13:14:15.500", "2026-11-23T11:14:15Z", "P1Y2M3DT4H5M6S", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"k": [1, 2]}, [1, 2, 3], ["a", null], null, "10.0.0.0/8"])
+    );
     // Enums (user-defined types) come back as their label.
     let w = session(&gw, "pg-rw").await;
     let ty = unique("mcpgate_mood");
@@ -283,7 +286,13 @@ async fn mariadb_instance_tools_caps_and_read_only() {
     }
     ok(&w.call("query", json!({"sql": format!("SELECT COUNT(*) FROM {victim}")})).await);
     ok(&w.call("execute", json!({"sql": format!("DROP TABLE {victim}")})).await);
-    let q = ok(&r.call("query", json!({"sql": "SELECT CAST(1 AS SIGNED) a, 1.5e0 b, CAST(12345678901234567890.123456789 AS DECIMAL(30,9)) c, 'x' d, CAST(X'0102' AS BINARY(2)) e, DATE '2026-11-23' f, TIME '13:14:15' g, TIMESTAMP '2026-11-23 13:14:15' h, NULL i"})).await).clone();
+    let q = ok(&r
+        .call(
+            "query",
+            json!({"sql": "SELECT CAST(1 AS SIGNED) a, 1.5e0 b, CAST(12345678901234567890.123456789 AS DECIMAL(30,9)) c, 'x' d, CAST(X'0102' AS BINARY(2)) e, DATE '2026-11-23' f, TIME '13:14:15' g, TIMESTAMP '2026-11-23 13:14:15' h, NULL i"}),
+        )
+        .await)
+    .clone();
     assert_eq!(q["rows"][0], json!([1, 1.5, "12345678901234567890.123456789", "x", "AQI=", "2026-11-23", "13:14:15", "2026-11-23T13:14:15", null]));
     // Column types of a real table: unsigned, tinyint, float, enum, set, year, blob, text.
     let w = session(&gw, "my-rw").await;

@@ -52,14 +52,15 @@ async fn postgres_superuser_serves_no_free_sql_and_says_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
     let tools = dir.path().join("tools.yaml");
     std::fs::write(&tools, "sources:\n  su:\n    kind: postgres\n    host: 127.0.0.1\n    port: 5432\n    database: test\n    user: postgres\n    password: \"\"\ntools:\n  whoami:\n    kind: postgres-sql\n    source: su\n    description: The current user.\n    statement: SELECT current_user AS u\n").unwrap();
-    let gw = Gateway::start(&format!(
-        "servers:\n{}{}",
-        server("su", PG_ADMIN, &format!("    tools_file: {}\n", tools.display())),
-        server("su-allowed", PG_ADMIN, "    allow_privileged_account: true\n")
-    ));
+    let gw = Gateway::start(&format!("servers:\n{}{}", server("su", PG_ADMIN, &format!("    tools_file: {}\n", tools.display())), server("su-allowed", PG_ADMIN, "    allow_privileged_account: true\n")));
     let c = session(&gw, "su").await;
     let out = witness("pg_program");
-    for sql in [format!("COPY (SELECT 1) TO PROGRAM 'id > {}'", out.display()), "SELECT pg_read_file('/etc/passwd')".to_string(), format!("COPY (SELECT 1) TO '{}'", out.display()), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND false".into()] {
+    for sql in [
+        format!("COPY (SELECT 1) TO PROGRAM 'id > {}'", out.display()),
+        "SELECT pg_read_file('/etc/passwd')".to_string(),
+        format!("COPY (SELECT 1) TO '{}'", out.display()),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND false".into(),
+    ] {
         let t = refused(&c.call("query", json!({ "sql": sql })).await, "superuser (postgres)").to_string();
         assert!(t.contains("CREATE ROLE mcp_gateway LOGIN") && t.contains("GRANT SELECT ON ALL TABLES IN SCHEMA public") && t.contains("allow_privileged_account"), "{t}");
     }
@@ -296,7 +297,8 @@ async fn sqlite_queries_cannot_leave_their_database_file() {
     let (main, other) = (dir.path().join("main.db"), dir.path().join("other.db"));
     std::fs::write(dir.path().join("seed.sql"), "CREATE TABLE hotels (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO hotels VALUES (1, 'Harbour');").unwrap();
     std::fs::write(dir.path().join("other.sql"), "CREATE TABLE secrets (s TEXT); INSERT INTO secrets VALUES ('top');").unwrap();
-    let lite = |name: &str, db: &std::path::Path, seed: &str, access: &str| format!("  - name: {name}\n    type: database\n    source: {{url: \"sqlite://{}\", seed: {}, pool_size: 1}}\n    access: {access}\n", db.display(), dir.path().join(seed).display());
+    let lite =
+        |name: &str, db: &std::path::Path, seed: &str, access: &str| format!("  - name: {name}\n    type: database\n    source: {{url: \"sqlite://{}\", seed: {}, pool_size: 1}}\n    access: {access}\n", db.display(), dir.path().join(seed).display());
     let gw = Gateway::start(&format!("servers:\n{}{}{}", lite("lite", &main, "seed.sql", "read-only"), lite("lite-rw", &main, "seed.sql", "read-write"), lite("other", &other, "other.sql", "read-only")));
     let (a, b, w) = (session(&gw, "lite").await, session(&gw, "lite").await, session(&gw, "lite-rw").await);
     let copy = dir.path().join("copy.db");

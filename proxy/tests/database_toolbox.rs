@@ -320,7 +320,9 @@ fn required_variables_and_unsupported_constructs_fail_the_test_run() {
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let server = "servers:\n  - {name: tb, type: database, tools_file: tools.yaml}\n";
-    let tools = |password: &str, extra: &str| format!("sources:\n  pg: {{kind: postgres, host: 127.0.0.1, database: test, user: postgres, password: \"{password}\"}}\ntools:\n  t:\n    kind: postgres-sql\n    source: pg\n    description: d\n    statement: SELECT 1\n{extra}");
+    let tools = |password: &str, extra: &str| {
+        format!("sources:\n  pg: {{kind: postgres, host: 127.0.0.1, database: test, user: postgres, password: \"{password}\"}}\ntools:\n  t:\n    kind: postgres-sql\n    source: pg\n    description: d\n    statement: SELECT 1\n{extra}")
+    };
 
     let (ok, err) = run(server, &tools("${MCPGATE_TB_UNSET:?set the test database password}", ""));
     assert!(!ok);

@@ -15,11 +15,7 @@ fn corpus_petstore() -> String {
 }
 
 fn petstore_config(backend: &Backend) -> String {
-    format!(
-        "servers:\n  - name: petstore\n    type: openapi\n    spec: {}\n    base_url: {}/api/v3\n    credentials: {{api_key: \"{API_KEY}\"}}\n    timeout: 2s\n",
-        corpus_petstore(),
-        backend.url()
-    )
+    format!("servers:\n  - name: petstore\n    type: openapi\n    spec: {}\n    base_url: {}/api/v3\n    credentials: {{api_key: \"{API_KEY}\"}}\n    timeout: 2s\n", corpus_petstore(), backend.url())
 }
 
 #[tokio::test]
@@ -88,7 +84,17 @@ async fn errors_are_tool_results_the_gateway_keeps_serving() {
     assert_eq!(v["error"]["code"], -32602);
 
     // The client's Authorization header is not forwarded.
-    let resp = c.http.post(&c.url).header("accept", support::ACCEPT).header("content-type", "application/json").header("mcp-session-id", c.session.clone().unwrap()).header("authorization", "Bearer client-secret").body(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "getPetById", "arguments": {"petId": 3}}}).to_string()).send().await.unwrap();
+    let resp = c
+        .http
+        .post(&c.url)
+        .header("accept", support::ACCEPT)
+        .header("content-type", "application/json")
+        .header("mcp-session-id", c.session.clone().unwrap())
+        .header("authorization", "Bearer client-secret")
+        .body(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "getPetById", "arguments": {"petId": 3}}}).to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let seen = backend.last("/api/v3/pet/3").unwrap();
     assert!(!seen.headers.contains_key("authorization"), "client credentials leaked upstream: {seen:?}");

@@ -67,7 +67,12 @@ fn readiness(s: &Snapshot) -> serde_json::Value {
         let Some(status) = r.server.status() else { continue };
         for (source, st) in status["database"].as_object().into_iter().flatten() {
             if st["free_sql"] == "refused" {
-                warnings.push(format!("server `{}`: query/execute refused: the database account is {} ({})", r.name, st["account"].as_str().unwrap_or("?"), st["privileges"].as_array().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()));
+                warnings.push(format!(
+                    "server `{}`: query/execute refused: the database account is {} ({})",
+                    r.name,
+                    st["account"].as_str().unwrap_or("?"),
+                    st["privileges"].as_array().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                ));
             } else if st["account"] == "privileged" {
                 warnings.push(format!("server `{}` ({source}): the database account is privileged ({})", r.name, st["free_sql"].as_str().unwrap_or("")));
             }

@@ -311,8 +311,7 @@ impl Config {
         }
         if let Some(p) = &self.pingora {
             let text = serde_yaml::to_string(p).unwrap_or_default();
-            pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}"))
-                .map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;
+            pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;
         }
         Ok(())
     }

@@ -60,9 +60,16 @@ pub struct Usage<'a> {
 /// The pools of one source.
 enum Db {
     Postgres(PgPool),
-    MySql { pool: MySqlPool, flavor: Arc<MySqlFlavor>, json: Arc<MySqlJson> },
+    MySql {
+        pool: MySqlPool,
+        flavor: Arc<MySqlFlavor>,
+        json: Arc<MySqlJson>,
+    },
     /// Reads go through a read-only pool, writes through a read-write one.
-    Sqlite { ro: SqlitePool, rw: SqlitePool },
+    Sqlite {
+        ro: SqlitePool,
+        rw: SqlitePool,
+    },
 }
 
 /// A pooled database source.
@@ -321,19 +328,14 @@ pub struct Sql<'a> {
 /// known to be alive; only one that sat idle is pinged again on acquire (sqlx's default
 /// pings on every acquire, one more round trip per statement).
 fn pool_options<DB: sqlx::Database>(src: &SourceConfig) -> sqlx::pool::PoolOptions<DB> {
-    sqlx::pool::PoolOptions::<DB>::new()
-        .max_connections(src.pool_size.max(1))
-        .acquire_timeout(src.connect_timeout.0)
-        .idle_timeout(Some(src.idle_timeout.0))
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for > super::PING_IF_IDLE_FOR {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
+    sqlx::pool::PoolOptions::<DB>::new().max_connections(src.pool_size.max(1)).acquire_timeout(src.connect_timeout.0).idle_timeout(Some(src.idle_timeout.0)).test_before_acquire(false).before_acquire(|conn, meta| {
+        Box::pin(async move {
+            if meta.idle_for > super::PING_IF_IDLE_FOR {
+                sqlx::Connection::ping(conn).await?;
+            }
+            Ok(true)
         })
+    })
 }
 
 /// The MySQL privilege check of a new connection, which also learns the server's flavor.
@@ -726,13 +728,15 @@ async fn mark_json(conn: &mut sqlx::MySqlConnection, cache: &MySqlJson, candidat
             None => {
                 let (table, column) = key;
                 let (schema, table) = table.split_once('.').unwrap_or(("", table));
-                let found = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = IF(? = '', DATABASE(), ?) AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE CONCAT('%json_valid(`', REPLACE(?, '`', '``'), '`)%')")
-                    .bind(schema)
-                    .bind(schema)
-                    .bind(table)
-                    .bind(column)
-                    .fetch_one(&mut *conn)
-                    .await;
+                let found = sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = IF(? = '', DATABASE(), ?) AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE CONCAT('%json_valid(`', REPLACE(?, '`', '``'), '`)%')",
+                )
+                .bind(schema)
+                .bind(schema)
+                .bind(table)
+                .bind(column)
+                .fetch_one(&mut *conn)
+                .await;
                 let Ok(n) = found else { continue };
                 cache.0.insert(key.clone(), n > 0);
                 n > 0

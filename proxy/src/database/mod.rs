@@ -9,8 +9,8 @@ mod engine;
 pub mod error;
 mod pgpool;
 mod server;
-mod sqlite;
 pub mod source;
+mod sqlite;
 pub mod toolbox;
 mod value;
 
@@ -126,15 +126,8 @@ impl SourceConfig {
 
     /// The field-form keys that are set, by name.
     fn fields_given(&self) -> Vec<&'static str> {
-        let set = [
-            ("engine", self.engine.is_some()),
-            ("host", self.host.is_some()),
-            ("port", self.port.is_some()),
-            ("database", self.database.is_some()),
-            ("user", self.user.is_some()),
-            ("password", self.password.is_some()),
-            ("tls", self.tls.is_some()),
-        ];
+        let set =
+            [("engine", self.engine.is_some()), ("host", self.host.is_some()), ("port", self.port.is_some()), ("database", self.database.is_some()), ("user", self.user.is_some()), ("password", self.password.is_some()), ("tls", self.tls.is_some())];
         set.into_iter().filter(|(_, given)| *given).map(|(name, _)| name).collect()
     }
 

@@ -81,14 +81,7 @@ fn custom_def(t: &SqlTool, access: Access) -> ToolDef {
     // The file's hints, except that a read-only server's tools are read-only (see
     // `SqlTool::annotations_for`).
     let annotations = t.annotations_for(access == Access::ReadOnly);
-    ToolDef {
-        name: t.name.clone(),
-        title: annotations.title.clone(),
-        description: Some(t.description.clone()),
-        input_schema: toolbox::input_schema(t),
-        output_schema: Some(rows_schema()),
-        annotations: Some(annotations),
-    }
+    ToolDef { name: t.name.clone(), title: annotations.title.clone(), description: Some(t.description.clone()), input_schema: toolbox::input_schema(t), output_schema: Some(rows_schema()), annotations: Some(annotations) }
 }
 
 impl DatabaseServer {

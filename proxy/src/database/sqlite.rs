@@ -20,20 +20,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use libsqlite3_sys as ffi;
 
 /// Pragmas that only read the catalog or a setting; everything else is denied.
-const READ_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "collation_list",
-    "function_list",
-    "pragma_list",
-    "module_list",
-    "database_list",
-];
+const READ_PRAGMAS: &[&str] = &["table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list", "collation_list", "function_list", "pragma_list", "module_list", "database_list"];
 
 /// Pragmas that report a setting when given no value (and change it when given one).
 const READ_SETTINGS: &[&str] = &["user_version", "application_id", "schema_version", "data_version", "page_count", "page_size", "freelist_count", "encoding", "foreign_keys", "journal_mode", "compile_options", "quick_check", "integrity_check"];

@@ -124,12 +124,11 @@ fn beyond_64_bits(f: f64) -> bool {
 
 /// An integer literal beyond 64 bits, exactly, or a clear refusal.
 fn big_integer(literal: &str, what: &str) -> Result<Bound, CallError> {
-    literal.trim().parse::<rust_decimal::Decimal>().map(Bound::Decimal).map_err(|_| {
-        CallError::Argument(format!(
-            "{what}: the integer {} has more digits than can be bound exactly (28 at most); pass it as a string and cast it in SQL, e.g. $1::numeric",
-            literal.trim()
-        ))
-    })
+    literal
+        .trim()
+        .parse::<rust_decimal::Decimal>()
+        .map(Bound::Decimal)
+        .map_err(|_| CallError::Argument(format!("{what}: the integer {} has more digits than can be bound exactly (28 at most); pass it as a string and cast it in SQL, e.g. $1::numeric", literal.trim())))
 }
 
 /// A JSON number as the type that keeps it exact; `literal` gives its text when JSON

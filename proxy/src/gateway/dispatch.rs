@@ -78,7 +78,9 @@ pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut
         // The cold endpoints are boxed: their state would otherwise be part of every
         // request's future, which Pingora boxes (and so copies) per request.
         Endpoint::Streamable if delete => Box::pin(streamable::delete(&req, session)).await,
-        Endpoint::Streamable => respond::send(session, 405, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "Method Not Allowed: this endpoint serves POST and DELETE (no server-initiated stream)"), &[("allow", "POST, DELETE")]).await,
+        Endpoint::Streamable => {
+            respond::send(session, 405, Some("application/json"), crate::mcp::jsonrpc::error(None, INVALID_REQUEST, "Method Not Allowed: this endpoint serves POST and DELETE (no server-initiated stream)"), &[("allow", "POST, DELETE")]).await
+        }
         Endpoint::Sse if get => Box::pin(legacy_sse::stream(&req, session)).await,
         Endpoint::Sse => respond::send(session, 405, None, Bytes::new(), &[("allow", "GET")]).await,
         Endpoint::Message if post => Box::pin(legacy_sse::message(&req, session)).await,

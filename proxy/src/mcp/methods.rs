@@ -174,14 +174,7 @@ async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>
             cx.route.metrics.tool_call(index, &name, outcome_label(&result), started.elapsed());
             Outcome::Reply(call_reply(id, &result, cx.version))
         }
-        CallOutcome::Http(call) => Outcome::Proxy(Box::new(PendingCall {
-            route: cx.route.clone(),
-            tool: index,
-            call,
-            id: id.to_owned(),
-            version: cx.version,
-            started,
-        })),
+        CallOutcome::Http(call) => Outcome::Proxy(Box::new(PendingCall { route: cx.route.clone(), tool: index, call, id: id.to_owned(), version: cx.version, started })),
     }
 }
 
@@ -303,11 +296,7 @@ mod tests {
             CallToolResult::structured(json!({"k": tricky, "n": 1.5})),
             CallToolResult { content: vec![Content::Text { text: raw.get().into() }], structured_content: Some(Structured::Raw(raw.clone())), is_error: false },
             CallToolResult {
-                content: vec![
-                    Content::Text { text: String::new() },
-                    Content::Image { data: "iVBORw0KGgo=".into(), mime_type: "image/png".into() },
-                    Content::Resource { resource: json!({"uri": "mcpgate:x", "blob": "AA=="}) },
-                ],
+                content: vec![Content::Text { text: String::new() }, Content::Image { data: "iVBORw0KGgo=".into(), mime_type: "image/png".into() }, Content::Resource { resource: json!({"uri": "mcpgate:x", "blob": "AA=="}) }],
                 structured_content: None,
                 is_error: true,
             },

@@ -35,8 +35,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new_custom(Some("mcpgate".into()), None)?;
     let tool_calls = IntCounterVec::new(Opts::new("tool_calls_total", "Tool calls by server, tool and outcome"), &["server", "tool", "outcome"])?;
     let tool_latency = HistogramVec::new(
-        HistogramOpts::new("tool_call_duration_seconds", "Tool call latency, gateway in to result out")
-            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        HistogramOpts::new("tool_call_duration_seconds", "Tool call latency, gateway in to result out").buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         &["server", "tool"],
     )?;
     let requests = IntCounterVec::new(Opts::new("jsonrpc_requests_total", "JSON-RPC requests by server and method"), &["server", "method"])?;

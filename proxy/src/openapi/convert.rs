@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::load::Documents;
 use super::schema::{is_object, merge_all_of, normalize, relax};
 use super::{OpenApiError, Skipped};
-use crate::rest::model::{RequestTemplate, RestTool, RestToolArg, RestToolHeader, RestToolsFile, RestServerSection, SecurityRequirement, SecurityScheme};
+use crate::rest::model::{RequestTemplate, RestServerSection, RestTool, RestToolArg, RestToolHeader, RestToolsFile, SecurityRequirement, SecurityScheme};
 use crate::tools::ToolAnnotations;
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -373,7 +373,15 @@ fn add_body_schema(cx: &OpCx<'_>, media: &str, raw_schema: &Value, required: boo
                 continue;
             }
             let name = unique(prop, "body", used);
-            args.push(RestToolArg { wire_name: (name != *prop).then(|| prop.clone()), name, description: s.get("description").and_then(Value::as_str).unwrap_or("").to_string(), required: required && req.contains(&prop.as_str()), position: Some("body".into()), schema: Some(s.clone()), ..Default::default() });
+            args.push(RestToolArg {
+                wire_name: (name != *prop).then(|| prop.clone()),
+                name,
+                description: s.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+                required: required && req.contains(&prop.as_str()),
+                position: Some("body".into()),
+                schema: Some(s.clone()),
+                ..Default::default()
+            });
         }
         if form || !media.eq_ignore_ascii_case("application/json") {
             headers.push(RestToolHeader { key: "Content-Type".into(), value: media.to_string() });
@@ -430,7 +438,15 @@ fn add_body_v2(cx: &OpCx<'_>, op: &Map<String, Value>, args: &mut Vec<RestToolAr
             continue;
         }
         let arg_name = unique(name, "form", used);
-        args.push(RestToolArg { wire_name: (arg_name != name).then(|| name.to_string()), name: arg_name, description: p.get("description").and_then(Value::as_str).unwrap_or("").to_string(), required, position: Some("body".into()), schema: Some(normalize(&swagger2_param_schema(p))), ..Default::default() });
+        args.push(RestToolArg {
+            wire_name: (arg_name != name).then(|| name.to_string()),
+            name: arg_name,
+            description: p.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+            required,
+            position: Some("body".into()),
+            schema: Some(normalize(&swagger2_param_schema(p))),
+            ..Default::default()
+        });
     }
     if args.iter().any(|a| a.position.as_deref() == Some("body")) {
         headers.push(RestToolHeader { key: "Content-Type".into(), value: "application/x-www-form-urlencoded".into() });

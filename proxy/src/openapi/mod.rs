@@ -167,9 +167,7 @@ fn matcher(f: &OperationFilter) -> Result<impl Fn(&convert::Operation) -> bool +
         b.add(Glob::new(p).map_err(|e| OpenApiError::Config(format!("invalid path glob `{p}`: {e}")))?);
     }
     let globs = b.build().map_err(|e| OpenApiError::Config(e.to_string()))?;
-    Ok(move |o: &convert::Operation| {
-        o.operation_id.as_ref().is_some_and(|id| f.operations.contains(id)) || f.operations.contains(&o.tool.name) || o.tags.iter().any(|t| f.tags.contains(t)) || globs.is_match(&o.path)
-    })
+    Ok(move |o: &convert::Operation| o.operation_id.as_ref().is_some_and(|id| f.operations.contains(id)) || f.operations.contains(&o.tool.name) || o.tags.iter().any(|t| f.tags.contains(t)) || globs.is_match(&o.path))
 }
 
 /// Applies include/exclude and overrides.

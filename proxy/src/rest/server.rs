@@ -288,7 +288,22 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
         .collect::<Result<Vec<_>, _>>()?;
     if rt.url.is_empty() {
         let body = response.body.clone().ok_or_else(|| e("a tool without requestTemplate.url is a direct-response tool and needs responseTemplate.body".into()))?;
-        return Ok(Prepared { method: http::Method::GET, target: None, url: parse("", Context::Url, "url")?, headers: vec![], body: BodyPlan::None, args, security: Security::None, passthrough_auth: false, response, direct: Some(body), defaults: DefaultArgs::Template, templated: true, origin: String::new(), target_plan: None });
+        return Ok(Prepared {
+            method: http::Method::GET,
+            target: None,
+            url: parse("", Context::Url, "url")?,
+            headers: vec![],
+            body: BodyPlan::None,
+            args,
+            security: Security::None,
+            passthrough_auth: false,
+            response,
+            direct: Some(body),
+            defaults: DefaultArgs::Template,
+            templated: true,
+            origin: String::new(),
+            target_plan: None,
+        });
     }
     let method_text = if rt.method.is_empty() { "GET".to_string() } else { rt.method.to_ascii_uppercase() };
     let method = http::Method::from_bytes(method_text.as_bytes()).map_err(|_| e(format!("invalid method `{}`", rt.method)))?;
@@ -351,7 +366,22 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
     };
     let templated = !url.is_static() || headers.iter().any(|(_, t)| !t.is_static()) || matches!(&body, BodyPlan::Template(t, _) if !t.is_static());
     let target_plan = if url.is_static() { TargetPlan::new(&probe, &origin, &args) } else { None };
-    Ok(Prepared { defaults, method, target: Some(target), url, headers, body, args, security, passthrough_auth, response: ResponsePlan { label: percent_encoding::percent_decode_str(&label).decode_utf8_lossy().into_owned(), ..response }, direct: None, templated, origin, target_plan })
+    Ok(Prepared {
+        defaults,
+        method,
+        target: Some(target),
+        url,
+        headers,
+        body,
+        args,
+        security,
+        passthrough_auth,
+        response: ResponsePlan { label: percent_encoding::percent_decode_str(&label).decode_utf8_lossy().into_owned(), ..response },
+        direct: None,
+        templated,
+        origin,
+        target_plan,
+    })
 }
 
 fn render_config(src: &str, config: &Value) -> Result<String, String> {

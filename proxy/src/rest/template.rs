@@ -13,9 +13,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 /// Functions a template may call.
-pub const FUNCTIONS: &[&str] = &[
-    "toJson", "toPrettyJson", "urlquery", "b64enc", "b64dec", "add", "sub", "mul", "default", "uuidv4", "gjson", "getRealIP", "getSocketIP", "upper", "lower", "trim", "quote", "len",
-];
+pub const FUNCTIONS: &[&str] = &["toJson", "toPrettyJson", "urlquery", "b64enc", "b64dec", "add", "sub", "mul", "default", "uuidv4", "gjson", "getRealIP", "getSocketIP", "upper", "lower", "trim", "quote", "len"];
 
 /// A template that cannot be used.
 #[derive(Debug, Error, PartialEq)]
@@ -497,11 +495,7 @@ fn eval_operand(op: &Operand, data: &Data<'_>, scope: &Scope) -> Result<Out, Tem
     Ok(match op {
         Operand::Field(chain) => Out::Val(lookup(&scope.dot, chain).cloned().unwrap_or(Value::Null)),
         Operand::Var(name, chain) => {
-            let base = if name.is_empty() {
-                Some(data.root)
-            } else {
-                scope.vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
-            };
+            let base = if name.is_empty() { Some(data.root) } else { scope.vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v) };
             let base = base.ok_or_else(|| TemplateError(format!("undefined variable `${name}`")))?;
             Out::Val(lookup(base, chain).cloned().unwrap_or(Value::Null))
         }

@@ -165,12 +165,7 @@ fn reusable_routes(server: &ServerConfig, cx: &BuildContext<'_>, fingerprint: &s
         return None;
     }
     let previous = cx.previous?;
-    let reused: Vec<BuiltRoute> = previous
-        .routes
-        .values()
-        .filter(|r| r.source == server.name && r.fingerprint == fingerprint)
-        .map(|r| BuiltRoute { name: r.name.clone(), description: r.description.clone(), server: r.server.clone() })
-        .collect();
+    let reused: Vec<BuiltRoute> = previous.routes.values().filter(|r| r.source == server.name && r.fingerprint == fingerprint).map(|r| BuiltRoute { name: r.name.clone(), description: r.description.clone(), server: r.server.clone() }).collect();
     (!reused.is_empty()).then_some(reused)
 }
 

@@ -84,10 +84,7 @@ impl Catalog {
             if def.input_schema.get("type").and_then(Value::as_str) != Some("object") {
                 return Err(CatalogError::InvalidSchema { tool: def.name.clone(), message: "must be an object schema (`type: object`)".into() });
             }
-            let validator = jsonschema::options()
-                .should_validate_formats(false)
-                .build(&def.input_schema)
-                .map_err(|e| CatalogError::InvalidSchema { tool: def.name.clone(), message: e.to_string() })?;
+            let validator = jsonschema::options().should_validate_formats(false).build(&def.input_schema).map_err(|e| CatalogError::InvalidSchema { tool: def.name.clone(), message: e.to_string() })?;
             entries.push(CatalogEntry { def: def.clone(), validator });
         }
         Ok(Catalog { entries, by_name })

@@ -56,9 +56,7 @@ impl UpstreamError {
     pub fn from_pingora(e: &Error, target: &UpstreamTarget) -> Self {
         let addr = target.host_header.clone();
         match e.etype() {
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                UpstreamError::Timeout { addr, timeout: if matches!(e.etype(), ErrorType::ConnectTimedout) { target.connect_timeout } else { target.read_timeout } }
-            }
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => UpstreamError::Timeout { addr, timeout: if matches!(e.etype(), ErrorType::ConnectTimedout) { target.connect_timeout } else { target.read_timeout } },
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout | ErrorType::InvalidCert | ErrorType::SocketError | ErrorType::BindError => {
                 UpstreamError::Connect { addr, detail: readable(e) }
             }

@@ -60,7 +60,11 @@ impl Backend {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
                 let app = router(state);
-                let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
             });
         });
         let addr = addr_rx.recv().expect("backend address");

@@ -60,10 +60,7 @@ pub async fn my_app() -> &'static str {
     MY_READY
         .get_or_init(|| async {
             let mut admin = sqlx::MySqlConnection::connect(MY_ADMIN).await.expect("connect as root");
-            sqlx::raw_sql("CREATE USER IF NOT EXISTS 'mcpgate_test_app'@'%'; GRANT ALL PRIVILEGES ON `test`.* TO 'mcpgate_test_app'@'%'")
-                .execute(&mut admin)
-                .await
-                .expect("create the least-privileged test account");
+            sqlx::raw_sql("CREATE USER IF NOT EXISTS 'mcpgate_test_app'@'%'; GRANT ALL PRIVILEGES ON `test`.* TO 'mcpgate_test_app'@'%'").execute(&mut admin).await.expect("create the least-privileged test account");
         })
         .await;
     MY_APP
