@@ -143,7 +143,7 @@ fn params(args: &Map<String, Value>, raw: RawArgs<'_>) -> Result<Vec<Bound>, Cal
 /// A custom tool's statement and its parameters bound by their declared types.
 fn custom_call(tool: &SqlTool, args: &Map<String, Value>, raw: RawArgs<'_>) -> Result<(String, Vec<Bound>), CallError> {
     let (sql, values) = toolbox::prepare(tool, args).map_err(|e| CallError::Argument(format!("invalid arguments for tool `{}`: {e}", tool.name)))?;
-    let bound = tool.parameters.iter().zip(&values).map(|(p, v)| value::typed_param(&p.name, Some(v), Kind::of(&p.kind, p.items.as_deref()), raw)).collect::<Result<_, _>>()?;
+    let bound = tool.parameters.iter().zip(values).map(|(p, v)| value::typed_param(&p.name, v, Kind::of(&p.kind, p.items.as_deref()), raw)).collect::<Result<_, _>>()?;
     Ok((sql, bound))
 }
 

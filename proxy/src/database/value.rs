@@ -169,21 +169,22 @@ pub fn free_params(values: &[Value], raw: RawArgs<'_>) -> Result<Vec<Bound>, Cal
 
 /// A custom SQL tool's parameter `name` of declared `kind`, bound by that kind whatever
 /// the JSON looks like: a `float` parameter given `5` still travels as a double, so a
-/// prepared statement always sees the same parameter types.
-pub fn typed_param(name: &str, v: Option<&Value>, kind: Kind, raw: RawArgs<'_>) -> Result<Bound, CallError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Bound::Null(kind)) };
+/// prepared statement always sees the same parameter types. Takes the value, so strings
+/// and arrays move rather than copy.
+pub fn typed_param(name: &str, v: Value, kind: Kind, raw: RawArgs<'_>) -> Result<Bound, CallError> {
     Ok(match (kind, v) {
-        (Kind::Scalar(Scalar::Int), Value::Number(n)) => match number(n, || raw.named(name), &format!("`{name}`"))? {
+        (_, Value::Null) => Bound::Null(kind),
+        (Kind::Scalar(Scalar::Int), Value::Number(n)) => match number(&n, || raw.named(name), &format!("`{name}`"))? {
             Bound::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Bound::Int(f as i64),
             Bound::Float(f) if f.fract() == 0.0 => big_integer(&format!("{f:.0}"), &format!("`{name}`"))?,
             other => other,
         },
         (Kind::Scalar(Scalar::Float), Value::Number(n)) => Bound::Float(n.as_f64().unwrap_or(f64::NAN)),
-        (Kind::Scalar(Scalar::Bool), Value::Bool(b)) => Bound::Bool(*b),
-        (Kind::Scalar(_), Value::String(s)) => Bound::Text(s.clone()),
+        (Kind::Scalar(Scalar::Bool), Value::Bool(b)) => Bound::Bool(b),
+        (Kind::Scalar(_), Value::String(s)) => Bound::Text(s),
         (Kind::Scalar(_), other) => Bound::Text(other.to_string()),
-        (Kind::Array(item), Value::Array(items)) => Bound::Array(item, items.clone()),
-        (_, other) => Bound::Json(other.clone()),
+        (Kind::Array(item), Value::Array(items)) => Bound::Array(item, items),
+        (_, other) => Bound::Json(other),
     })
 }
 
@@ -200,7 +201,7 @@ fn texts(items: &[Value]) -> Vec<Option<String>> {
 }
 
 /// Binds in order (`$1`, `$2`, …); JSON goes as `jsonb`, declared arrays as arrays.
-pub fn bind_pg<'q>(mut q: PgQuery<'q>, params: &[Bound]) -> PgQuery<'q> {
+pub fn bind_pg<'q>(mut q: PgQuery<'q>, params: &'q [Bound]) -> PgQuery<'q> {
     use rust_decimal::Decimal;
     for p in params {
         q = match p {
@@ -218,8 +219,8 @@ pub fn bind_pg<'q>(mut q: PgQuery<'q>, params: &[Bound]) -> PgQuery<'q> {
             Bound::UInt(u) => q.bind(Decimal::from(*u)),
             Bound::Decimal(d) => q.bind(*d),
             Bound::Float(f) => q.bind(*f),
-            Bound::Text(s) => q.bind(s.clone()),
-            Bound::Json(v) => q.bind(sqlx::types::Json(v.clone())),
+            Bound::Text(s) => q.bind(s.as_str()),
+            Bound::Json(v) => q.bind(sqlx::types::Json(v)),
             Bound::Array(Scalar::Text, items) => q.bind(texts(items)),
             Bound::Array(Scalar::Int, items) => q.bind(items.iter().map(Value::as_i64).collect::<Vec<_>>()),
             Bound::Array(Scalar::Float, items) => q.bind(items.iter().map(Value::as_f64).collect::<Vec<_>>()),
@@ -245,7 +246,7 @@ macro_rules! bind_plain {
                 Bound::UInt(u) => $uint(q, *u),
                 Bound::Decimal(d) => $decimal(q, *d),
                 Bound::Float(f) => q.bind(*f),
-                Bound::Text(s) => q.bind(s.clone()),
+                Bound::Text(s) => q.bind(s.as_str()),
                 Bound::Json(v) => q.bind(v.to_string()),
                 Bound::Array(_, items) => q.bind(Value::Array(items.clone()).to_string()),
             };
@@ -255,12 +256,12 @@ macro_rules! bind_plain {
 }
 
 /// Binds in order (`?`); unsigned and decimal integers natively.
-pub fn bind_my<'q>(q: MyQuery<'q>, params: &[Bound]) -> MyQuery<'q> {
+pub fn bind_my<'q>(q: MyQuery<'q>, params: &'q [Bound]) -> MyQuery<'q> {
     bind_plain!(q, params, |q: MyQuery<'q>, u: u64| q.bind(u), |q: MyQuery<'q>, d: rust_decimal::Decimal| q.bind(d))
 }
 
 /// Binds in order (`?`/`?N`); [`check_sqlite`] has refused what SQLite cannot hold.
-pub fn bind_lite<'q>(q: LiteQuery<'q>, params: &[Bound]) -> LiteQuery<'q> {
+pub fn bind_lite<'q>(q: LiteQuery<'q>, params: &'q [Bound]) -> LiteQuery<'q> {
     bind_plain!(q, params, |q: LiteQuery<'q>, u: u64| q.bind(u.to_string()), |q: LiteQuery<'q>, d: rust_decimal::Decimal| q.bind(d.to_string()))
 }
 
@@ -574,11 +575,11 @@ mod tests {
     #[test]
     fn declared_kinds_decide_the_type() {
         let none = RawArgs(None);
-        assert_eq!(typed_param("f", Some(&json!(5)), Kind::of("float", None), none).unwrap(), Bound::Float(5.0));
-        assert_eq!(typed_param("i", Some(&json!(5.0)), Kind::of("integer", None), none).unwrap(), Bound::Int(5));
-        assert_eq!(typed_param("i", None, Kind::of("integer", None), none).unwrap(), Bound::Null(Kind::Scalar(Scalar::Int)));
-        assert_eq!(typed_param("a", Some(&json!([1, 2])), Kind::of("array", Some("integer")), none).unwrap(), Bound::Array(Scalar::Int, vec![json!(1), json!(2)]));
-        assert_eq!(typed_param("m", Some(&json!({"k": 1})), Kind::of("map", None), none).unwrap(), Bound::Json(json!({"k": 1})));
+        assert_eq!(typed_param("f", json!(5), Kind::of("float", None), none).unwrap(), Bound::Float(5.0));
+        assert_eq!(typed_param("i", json!(5.0), Kind::of("integer", None), none).unwrap(), Bound::Int(5));
+        assert_eq!(typed_param("i", Value::Null, Kind::of("integer", None), none).unwrap(), Bound::Null(Kind::Scalar(Scalar::Int)));
+        assert_eq!(typed_param("a", json!([1, 2]), Kind::of("array", Some("integer")), none).unwrap(), Bound::Array(Scalar::Int, vec![json!(1), json!(2)]));
+        assert_eq!(typed_param("m", json!({"k": 1}), Kind::of("map", None), none).unwrap(), Bound::Json(json!({"k": 1})));
     }
 
     #[test]
