@@ -29,9 +29,9 @@ OUT=${OUT:-$PWD/loadtest/out}
 mkdir -p "$OUT"
 command -v oha >/dev/null || cargo install oha --locked
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p mcpgate -p sqlx-direct >&2
+psql "$PG_ADMIN" -qX -f loadtest/bench-role.sql >&2
 psql "$PG_ADMIN" -qX >&2 <<'SQL'
 SET client_min_messages = warning;
-DO $$ BEGIN CREATE ROLE mcpgate_bench LOGIN PASSWORD 'bench'; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 DROP TABLE IF EXISTS mcpgate_bench;
 CREATE TABLE mcpgate_bench (id int PRIMARY KEY, name text);
 INSERT INTO mcpgate_bench SELECT g, 'row ' || g FROM generate_series(1, 1000) g;

@@ -59,10 +59,10 @@ else
   CPUS=${CPUS:-$NCPU}
 fi
 
-# A least-privileged role (Toolbox requires a password; trust auth ignores it) and the table.
+# The least-privileged role (loadtest/bench-role.sql) and the table.
+psql "$PG_ADMIN" -qX -f loadtest/bench-role.sql >&2
 psql "$PG_ADMIN" -qX >&2 <<'SQL'
 SET client_min_messages = warning;
-DO $$ BEGIN CREATE ROLE mcpgate_bench LOGIN PASSWORD 'bench'; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 DROP TABLE IF EXISTS mcpgate_tb_rows;
 CREATE TABLE mcpgate_tb_rows (id int PRIMARY KEY, name text);
 INSERT INTO mcpgate_tb_rows SELECT g, 'row ' || g FROM generate_series(1, 10000) g;
