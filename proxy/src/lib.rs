@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod database;
 pub mod gateway;
+pub mod listener;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;

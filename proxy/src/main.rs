@@ -14,7 +14,9 @@ use pingora::services::listening::Service;
 use mcpgate::admin::AdminApp;
 use mcpgate::config::Config;
 use mcpgate::gateway::{Gateway, GatewayState};
+use mcpgate::listener::{LimitsSource, ListenerApp, ListenerLimits, ReadySource};
 use mcpgate::runtime::{build_snapshot, Reloader};
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -108,17 +110,27 @@ fn pingora_conf(config: &Config, opt: &Opt) -> Result<Option<ServerConf>, String
     match &config.pingora {
         Some(p) => {
             let text = serde_yaml::to_string(p).map_err(|e| e.to_string())?;
-            ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map(Some).map_err(|e| e.to_string())
+            let mut conf = ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map_err(|e| e.to_string())?;
+            // Pingora's own defaults hold every shutdown for 5 minutes, idle or not.
+            conf.grace_period_seconds.get_or_insert(GRACE_PERIOD);
+            conf.graceful_shutdown_timeout_seconds.get_or_insert(SHUTDOWN_TIMEOUT);
+            Ok(Some(conf))
         }
         None if opt.conf.is_some() => Ok(None),
-        None => {
-            // Long-lived SSE streams would otherwise hold a shutdown for Pingora's 5 minutes.
-            Ok(Some(ServerConf { grace_period_seconds: Some(10), graceful_shutdown_timeout_seconds: Some(5), ..ServerConf::default() }))
-        }
+        None => Ok(Some(ServerConf { grace_period_seconds: Some(GRACE_PERIOD), graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT), ..ServerConf::default() })),
     }
 }
 
+/// Seconds a stopping process keeps serving the requests it has (long-lived SSE streams
+/// would otherwise hold a shutdown for Pingora's 5 minutes).
+const GRACE_PERIOD: u64 = 10;
+/// Seconds the runtimes then get to finish.
+const SHUTDOWN_TIMEOUT: u64 = 5;
+
 fn run(path: PathBuf, opt: Opt) -> ExitCode {
+    // Resolved now: a daemonized process changes directory, and a binary upgrade starts
+    // the next process with this path.
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -148,17 +160,31 @@ fn run(path: PathBuf, opt: Opt) -> ExitCode {
     server.bootstrap();
 
     let state = GatewayState::new();
-    let mut gateway = pingora_proxy::http_proxy_service_with_name(&server.configuration, Gateway::new(state.clone()), "mcpgate");
+    mcpgate::listener::prepare_descriptors(config.connections.max);
+    let proxy = pingora_proxy::http_proxy(&server.configuration, Gateway::new(state.clone()));
+    let initial = config.connections.limits();
+    let served = state.clone();
+    let limits: LimitsSource = Box::new(move || served.snapshot.load().as_ref().map_or(initial, |s| s.config.connections.limits()));
+    let served = state.clone();
+    let ready: ReadySource = Box::new(move || served.snapshot.load().is_some());
+    let mut gateway = Service::new("mcpgate".to_string(), ListenerApp::new("mcp", proxy, limits).wait_until(ready));
     for addr in &config.listen {
-        gateway.add_tcp(addr);
+        gateway.add_listener(listener_config(addr));
     }
     server.add_service(gateway);
     if !config.admin.listen.is_empty() {
-        let mut admin = Service::new("mcpgate admin".to_string(), AdminApp::new(state.clone()));
-        admin.add_tcp(&config.admin.listen);
+        let admin_app = ListenerApp::new("admin", AdminApp::new(state.clone(), &config), Box::new(|| ListenerLimits::ADMIN));
+        let mut admin = Service::new("mcpgate admin".to_string(), admin_app);
+        admin.add_listener(listener_config(&config.admin.listen));
         server.add_service(admin);
     }
     log::info!("mcpgate {} listening on {:?} (admin {})", env!("CARGO_PKG_VERSION"), config.listen, config.admin.listen);
     server.add_service(background_service("config reloader", Reloader::new(state, path, config, upgrade)));
     server.run_forever()
+}
+
+/// A TCP listener without Pingora's 64 KiB read buffer per connection: requests are read
+/// straight into the HTTP parser's buffer, so an idle connection costs a few KiB.
+fn listener_config(addr: &str) -> ListenerConfig {
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, pingora::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE))
 }

@@ -9,18 +9,23 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::config::Config;
 use crate::gateway::GatewayState;
+use crate::mcp::http::OriginPolicy;
 use crate::runtime::{Route, Snapshot};
 
 /// The admin HTTP app.
 pub struct AdminApp {
     state: Arc<GatewayState>,
+    /// Host/Origin policy until the first snapshot is served (then the snapshot's config
+    /// decides, so a reload of `security:` applies here too).
+    initial_policy: OriginPolicy,
 }
 
 impl AdminApp {
-    /// An admin app over the gateway's state.
-    pub fn new(state: Arc<GatewayState>) -> Self {
-        AdminApp { state }
+    /// An admin app over the gateway's state, starting from the config read at start.
+    pub fn new(state: Arc<GatewayState>, config: &Config) -> Self {
+        AdminApp { state, initial_policy: OriginPolicy::admin(config) }
     }
 }
 
@@ -97,11 +102,18 @@ fn server_detail(route: &Route) -> serde_json::Value {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let snapshot = self.state.snapshot.load_full();
+        let allowed = match &snapshot {
+            Some(s) => OriginPolicy::admin(&s.config).check(&session.req_header().headers),
+            None => self.initial_policy.check(&session.req_header().headers),
+        };
+        if let Err(why) = allowed {
+            return json_reply(403, json!({"error": format!("Forbidden: {why} (security.allowed_hosts / allowed_origins)")}));
+        }
         if session.req_header().method != http::Method::GET {
             return json_reply(405, json!({"error": "the admin API is read-only: use GET"}));
         }
         let path = session.req_header().uri.path().to_string();
-        let snapshot = self.state.snapshot.load_full();
         match (path.as_str(), snapshot) {
             ("/healthz", _) => json_reply(200, json!({"status": "ok"})),
             ("/readyz", Some(s)) => json_reply(200, readiness(&s)),

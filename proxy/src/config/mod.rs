@@ -54,6 +54,9 @@ pub struct Config {
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Connection limits and deadlines of the MCP listener.
+    #[serde(default)]
+    pub connections: crate::listener::ConnectionsConfig,
     /// Origin and Host validation.
     #[serde(default)]
     pub security: SecurityConfig,
@@ -309,6 +312,7 @@ impl Config {
         if self.limits.max_request_body.0 == 0 {
             return Err(err("field `limits.max_request_body`", "must be positive".into()));
         }
+        self.connections.validate().map_err(|(field, m)| err(&format!("field `{field}`"), m))?;
         if let Some(p) = &self.pingora {
             let text = serde_yaml::to_string(p).unwrap_or_default();
             pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;

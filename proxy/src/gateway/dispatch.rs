@@ -49,6 +49,7 @@ fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
 
 /// Dispatches a request; `Ok(true)` when answered here, `Ok(false)` to proxy upstream.
 pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    crate::listener::head_read(session.as_downstream().stream());
     let snapshot = state.snapshot.load_full();
     // The path is parsed once and the route looked up while the path is borrowed from
     // the request, before the session is borrowed mutably, so no part of it is copied.
@@ -101,16 +102,21 @@ async fn reply_431(session: &mut Session, size: usize) -> Result<bool> {
     respond::rpc_error(session, 431, INVALID_REQUEST, &format!("Request Header Fields Too Large: {size} bytes")).await
 }
 
-/// Why a body could not be read.
+/// Why a body could not be read. Each is the client's fault and ends the connection.
 pub enum BodyFailure {
     /// Larger than the limit.
     TooLarge(usize),
+    /// Not complete within `connections.body_timeout` (or a read stalled).
+    TimedOut(std::time::Duration),
+    /// Broken framing (a bad chunk size, a body shorter than its Content-Length).
+    Malformed(String),
 }
 
-/// Reads the whole request body up to `limit`. With `keep_for_proxy`, Pingora's retry
-/// buffer keeps a copy so the proxy phases can still send a (replaced) body upstream;
-/// without it (the default connector path) the body is read once, not copied twice.
-pub async fn read_body(session: &mut Session, limit: usize, keep_for_proxy: bool) -> Result<std::result::Result<Bytes, BodyFailure>> {
+/// Reads the whole request body up to `limit` within `deadline`. With `keep_for_proxy`,
+/// Pingora's retry buffer keeps a copy so the proxy phases can still send a (replaced)
+/// body upstream; without it (the default connector path) the body is read once, not
+/// copied twice. A connection that breaks mid-body is an error (nobody to answer).
+pub async fn read_body(session: &mut Session, limit: usize, deadline: std::time::Duration, keep_for_proxy: bool) -> Result<std::result::Result<Bytes, BodyFailure>> {
     let declared = session.req_header().headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if let Some(n) = declared.filter(|n| *n > limit) {
         return Ok(Err(BodyFailure::TooLarge(n)));
@@ -118,6 +124,14 @@ pub async fn read_body(session: &mut Session, limit: usize, keep_for_proxy: bool
     if keep_for_proxy {
         session.enable_retry_buffering();
     }
+    match tokio::time::timeout(deadline, read_chunks(session, limit)).await {
+        Ok(Ok(read)) => Ok(read),
+        Ok(Err(e)) => classify(*e, deadline),
+        Err(_) => Ok(Err(BodyFailure::TimedOut(deadline))),
+    }
+}
+
+async fn read_chunks(session: &mut Session, limit: usize) -> Result<std::result::Result<Bytes, BodyFailure>> {
     let mut body = crate::upstream::ChunkedBody::default();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > limit {
@@ -128,10 +142,29 @@ pub async fn read_body(session: &mut Session, limit: usize, keep_for_proxy: bool
     Ok(Ok(body.finish()))
 }
 
-/// Answers 413 and closes the connection (the rest of the body is not read).
-pub async fn too_large(session: &mut Session, size: usize, limit: usize) -> Result<bool> {
+/// Pingora's body errors as the client's faults where they are.
+fn classify(e: pingora_error::Error, deadline: std::time::Duration) -> Result<std::result::Result<Bytes, BodyFailure>> {
+    use pingora_error::ErrorType;
+    match &e.etype {
+        ErrorType::ReadTimedout => Ok(Err(BodyFailure::TimedOut(deadline))),
+        ErrorType::InvalidHTTPHeader => Ok(Err(BodyFailure::Malformed(e.context.as_ref().map_or_else(|| "invalid body framing".into(), |c| c.as_str().to_owned())))),
+        ErrorType::Custom(kind) if *kind == "InvalidChunk" || *kind == "PrematureBodyEnd" => Ok(Err(BodyFailure::Malformed(match &e.context {
+            Some(c) => format!("{kind}: {}", c.as_str()),
+            None => (*kind).to_string(),
+        }))),
+        _ => Err(Box::new(e)),
+    }
+}
+
+/// Answers a body that could not be read (413, 408 or 400) and closes the connection:
+/// the rest of the body is not read.
+pub async fn body_failure(session: &mut Session, failure: BodyFailure, limit: usize) -> Result<bool> {
     session.set_keepalive(None);
-    respond::rpc_error(session, 413, INVALID_REQUEST, &format!("Payload Too Large: {size} bytes exceeds the {limit}-byte limit (limits.max_request_body)")).await
+    match failure {
+        BodyFailure::TooLarge(size) => respond::rpc_error(session, 413, INVALID_REQUEST, &format!("Payload Too Large: {size} bytes exceeds the {limit}-byte limit (limits.max_request_body)")).await,
+        BodyFailure::TimedOut(d) => respond::rpc_error(session, 408, INVALID_REQUEST, &format!("Request Timeout: the request body did not arrive within {d:?} (connections.body_timeout)")).await,
+        BodyFailure::Malformed(why) => respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Bad Request: malformed request body ({why})")).await,
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use pingora::http::ResponseHeader;
 use pingora_error::Result;
 use pingora_proxy::Session;
 
-use super::dispatch::{read_body, too_large, BodyFailure, Request};
+use super::dispatch::{body_failure, read_body, Request};
 use super::respond;
 use super::streamable::{client_ip, run_to_completion};
 use crate::mcp::http as mh;
@@ -76,9 +76,9 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
         return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: this session's SSE stream is not open on this gateway").await;
     };
     let limit = req.snapshot.config.limits.max_request_body.0;
-    let body = match read_body(session, limit, false).await? {
+    let body = match read_body(session, limit, req.snapshot.config.connections.body_timeout.0, false).await? {
         Ok(b) => b,
-        Err(BodyFailure::TooLarge(n)) => return too_large(session, n, limit).await,
+        Err(f) => return body_failure(session, f, limit).await,
     };
     match jsonrpc::parse_body(&body) {
         Err(BodyError::Parse) => return respond::send(session, 400, Some("application/json"), jsonrpc::error(None, PARSE_ERROR, "Parse error: the body is not valid JSON"), &[]).await,

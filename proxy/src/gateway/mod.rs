@@ -91,7 +91,10 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, response: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    async fn response_filter(&self, session: &mut Session, response: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        if crate::listener::draining() {
+            session.set_keepalive(None);
+        }
         match ctx.proxy.as_mut() {
             Some(state) => state.on_response_header(response),
             None => Ok(()),

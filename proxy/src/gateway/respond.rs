@@ -11,6 +11,10 @@ use crate::mcp::jsonrpc;
 /// Writes a complete response; always returns `Ok(true)` ("handled") for `request_filter`.
 pub async fn send(session: &mut Session, status: u16, content_type: Option<&str>, body: impl Into<Bytes>, extra: &[(&'static str, &str)]) -> Result<bool> {
     let body: Bytes = body.into();
+    if crate::listener::draining() {
+        // The client sends its next request to the process that took over the sockets.
+        session.set_keepalive(None);
+    }
     let header = response_header(status, content_type, body.len(), extra)?;
     session.write_response_header(Box::new(header), body.is_empty()).await?;
     if !body.is_empty() {

@@ -7,7 +7,7 @@ use pingora_error::Result;
 use pingora_proxy::Session;
 use serde_json::value::RawValue;
 
-use super::dispatch::{read_body, too_large, BodyFailure, Request};
+use super::dispatch::{body_failure, read_body, Request};
 use super::proxy_call::ProxyState;
 use super::{respond, RequestCtx};
 use crate::mcp::http as mh;
@@ -35,9 +35,9 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
     let presented = mh::session_id(headers).map(str::to_owned);
     let limit = req.snapshot.config.limits.max_request_body.0;
     let proxy_mode = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
-    let body = match read_body(session, limit, proxy_mode).await? {
+    let body = match read_body(session, limit, req.snapshot.config.connections.body_timeout.0, proxy_mode).await? {
         Ok(b) => b,
-        Err(BodyFailure::TooLarge(n)) => return too_large(session, n, limit).await,
+        Err(f) => return body_failure(session, f, limit).await,
     };
     let parsed = match jsonrpc::parse_body(&body) {
         Ok(p) => p,
@@ -96,13 +96,28 @@ async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut Requ
             // bigger requests run on the connector instead of the proxy phases.
             let proxy = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
             if !proxy || session.get_retry_buffer().is_none() {
-                let reply = run_to_completion(req, &pending).await;
+                let gone = crate::listener::disconnected(session.as_downstream().stream(), CLIENT_CHECK);
+                let reply = tokio::select! {
+                    reply = run_to_completion(req, &pending) => reply,
+                    () = gone => return abandoned(session),
+                };
                 return respond::json(session, reply).await;
             }
             ctx.proxy = Some(ProxyState::new(pending));
             Ok(false)
         }
     }
+}
+
+/// How often a running REST call checks that its client is still connected.
+const CLIENT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The client closed its connection mid-call: the call was dropped (which closes its
+/// upstream connection) and there is no one to answer.
+fn abandoned(session: &mut Session) -> Result<bool> {
+    crate::metrics::METRICS.calls_abandoned.inc();
+    session.set_keepalive(None);
+    Ok(true)
 }
 
 /// Runs a planned call on the connector and returns the JSON-RPC response.
@@ -126,7 +141,11 @@ async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersio
     }
     let headers = session.req_header().headers.clone();
     let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers, arguments: None } };
-    let replies = futures::future::join_all(items.iter().map(|m| batch_item(req, &cx, m))).await;
+    let gone = crate::listener::disconnected(session.as_downstream().stream(), CLIENT_CHECK);
+    let replies = tokio::select! {
+        replies = futures::future::join_all(items.iter().map(|m| batch_item(req, &cx, m))) => replies,
+        () = gone => return abandoned(session),
+    };
     let replies: Vec<String> = replies.into_iter().flatten().collect();
     if replies.is_empty() {
         return respond::accepted(session).await;

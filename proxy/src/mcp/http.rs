@@ -46,9 +46,19 @@ fn strip_port(host: &str) -> &str {
 }
 
 impl OriginPolicy {
-    /// Builds the policy from the config.
+    /// Builds the MCP listener's policy from the config.
     pub fn new(config: &Config) -> Self {
-        let loopback_listener = config.listen.iter().all(|a| a.parse::<std::net::SocketAddr>().is_ok_and(|s| s.ip().is_loopback()));
+        Self::for_addresses(config, &config.listen)
+    }
+
+    /// The admin listener's policy: the same allowed hosts and origins, judged against
+    /// the admin address, so a DNS-rebinding page cannot read `/metrics` either.
+    pub fn admin(config: &Config) -> Self {
+        Self::for_addresses(config, std::slice::from_ref(&config.admin.listen))
+    }
+
+    fn for_addresses(config: &Config, listen: &[String]) -> Self {
+        let loopback_listener = listen.iter().all(|a| a.parse::<std::net::SocketAddr>().is_ok_and(|s| s.ip().is_loopback()));
         OriginPolicy {
             any_origin: config.security.allowed_origins.iter().any(|o| o == "*"),
             origins: config.security.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),

@@ -29,6 +29,12 @@ pub struct Metrics {
     pub privileged_accounts: IntGaugeVec,
     /// `query`/`execute` calls refused because of the account's privileges.
     pub refused_free_sql: IntCounterVec,
+    /// Client connections open, by listener.
+    pub connections_open: IntGaugeVec,
+    /// Client connections refused at accept, by listener and reason (`listener`, `per_ip`).
+    pub connections_refused: IntCounterVec,
+    /// Tool calls abandoned because the client closed its connection.
+    pub calls_abandoned: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -46,6 +52,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let build_seconds = Histogram::with_opts(HistogramOpts::new("config_build_seconds", "Time to build a config snapshot"))?;
     let privileged_accounts = IntGaugeVec::new(Opts::new("database_privileged_accounts", "Database sources whose account holds privileges that reach outside the database (1), by source"), &["source"])?;
     let refused_free_sql = IntCounterVec::new(Opts::new("database_refused_free_sql_total", "query/execute calls refused because the database account is privileged"), &["source"])?;
+    let connections_open = IntGaugeVec::new(Opts::new("connections_open", "Client connections open, by listener"), &["listener"])?;
+    let connections_refused = IntCounterVec::new(Opts::new("connections_refused_total", "Client connections refused at accept, by listener and reason"), &["listener", "reason"])?;
+    let calls_abandoned = IntCounter::new("calls_abandoned_total", "Tool calls cancelled because the client closed its connection")?;
+    registry.register(Box::new(connections_open.clone()))?;
+    registry.register(Box::new(connections_refused.clone()))?;
+    registry.register(Box::new(calls_abandoned.clone()))?;
     registry.register(Box::new(tool_calls.clone()))?;
     registry.register(Box::new(tool_latency.clone()))?;
     registry.register(Box::new(requests.clone()))?;
@@ -56,7 +68,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(build_seconds.clone()))?;
     registry.register(Box::new(privileged_accounts.clone()))?;
     registry.register(Box::new(refused_free_sql.clone()))?;
-    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds, privileged_accounts, refused_free_sql })
+    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds, privileged_accounts, refused_free_sql, connections_open, connections_refused, calls_abandoned })
 }
 
 /// The process-wide metrics.
