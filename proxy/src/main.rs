@@ -152,6 +152,16 @@ fn run(path: PathBuf, opt: Opt) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !opt_upgrade(&server) {
+        // Pingora panics in the listener's own thread when a bind fails and the rest of the
+        // process keeps running (an admin listener saying ready over a dead MCP port).
+        for addr in config.listen.iter().chain(std::iter::once(&config.admin.listen).filter(|a| !a.is_empty())) {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                eprintln!("mcpgate: cannot listen on {addr}: {e} (is another process using it?)");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let mut server = server;
     let upgrade = (!server.configuration.upgrade_sock.is_empty()).then(|| mcpgate::runtime::reload::Upgrade {
         binary: std::env::args_os().next().map(PathBuf::from).and_then(|p| std::fs::canonicalize(p).ok()).unwrap_or_else(|| PathBuf::from("mcpgate")),
@@ -181,6 +191,11 @@ fn run(path: PathBuf, opt: Opt) -> ExitCode {
     log::info!("mcpgate {} listening on {:?} (admin {})", env!("CARGO_PKG_VERSION"), config.listen, config.admin.listen);
     server.add_service(background_service("config reloader", Reloader::new(state, path, config, upgrade)));
     server.run_forever()
+}
+
+/// Whether this process takes its listening sockets from a running one (`-u`).
+fn opt_upgrade(server: &Server) -> bool {
+    server.options.as_ref().is_some_and(|o| o.upgrade)
 }
 
 /// A TCP listener without Pingora's 64 KiB read buffer per connection: requests are read

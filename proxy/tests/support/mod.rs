@@ -51,6 +51,21 @@ impl Gateway {
 
     /// Like [`Gateway::start`], returning the error and the log on failure.
     pub fn try_start(body: &str) -> Result<Gateway, (String, String)> {
+        // A port from `free_port` may be taken by another test before the gateway binds
+        // it; the gateway then refuses to start, and another pair of ports is tried.
+        let mut attempt = 0;
+        loop {
+            match Self::try_start_once(body) {
+                Err((e, log)) if attempt < 4 && log.contains("cannot listen on") => {
+                    attempt += 1;
+                    eprintln!("gateway ports were taken ({e}); retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_start_once(body: &str) -> Result<Gateway, (String, String)> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, admin_port) = (free_port(), free_port());
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -72,7 +87,9 @@ impl Gateway {
             if let Ok(Some(status)) = gw.child.try_wait() {
                 return Err((format!("exited with {status}"), gw.log_text()));
             }
-            if http_get(admin, "/readyz").map(|(s, _)| s == 200).unwrap_or(false) {
+            // Each Pingora service binds its listener in its own thread: the admin one can
+            // answer before the MCP one listens.
+            if http_get(admin, "/readyz").map(|(s, _)| s == 200).unwrap_or(false) && std::net::TcpStream::connect(addr).is_ok() {
                 return Ok(gw);
             }
             if Instant::now() > deadline {
