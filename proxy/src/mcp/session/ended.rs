@@ -160,10 +160,11 @@ fn key(tag: u128) -> String {
 #[async_trait]
 impl EndedSessions for RedisEnded {
     async fn is_ended(&self, tag: u128) -> Result<bool, StoreError> {
-        let (n,): (u64,) = self.run(|p| {
-            p.exists(key(tag));
-        })
-        .await?;
+        let (n,): (u64,) = self
+            .run(|p| {
+                p.exists(key(tag));
+            })
+            .await?;
         Ok(n > 0)
     }
 
