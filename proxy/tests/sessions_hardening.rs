@@ -126,7 +126,8 @@ async fn an_initialize_flood_is_limited_per_address_and_a_normal_client_is_serve
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sessions_cost_a_few_dozen_bytes_each() {
     let n: usize = std::env::var("MCPGATE_SESSIONS_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let gw = Gateway::start(&config(", initialize_rate: 0"));
+    // No rate limit, and room above the 1000000 default cap for a run of that size.
+    let gw = Gateway::start(&config(&format!(", initialize_rate: 0, max_active: {}", n + 100_000)));
     let url = gw.url("local");
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     // Warm up allocator arenas and the connection pool before the baseline.
