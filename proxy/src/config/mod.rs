@@ -98,8 +98,8 @@ impl Default for AdminConfig {
     }
 }
 
-/// Session token settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Session token settings (docs/SESSIONS.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     /// 32-byte key, base64 or hex, that seals session tokens. Gateways sharing a key accept
@@ -113,6 +113,25 @@ pub struct SessionConfig {
     /// A session unused this long ends (default 30m).
     #[serde(default = "default_idle_ttl")]
     pub idle_ttl: Dur,
+    /// Most sessions in use this gateway tracks (default 1000000, about 32 MB of table);
+    /// at the cap new sessions are refused with 503 and sessions in use keep working.
+    #[serde(default = "default_max_active")]
+    pub max_active: usize,
+    /// Most ended sessions remembered until their tokens expire (default 4000000, about
+    /// 70 MB at most); beyond it ended sessions stay in the active table, never forgotten.
+    #[serde(default = "default_max_ended")]
+    pub max_ended: usize,
+    /// New sessions (`initialize`, legacy SSE GETs) per second per client IP (IPv6: per
+    /// /64), sustained (default 20); 0 disables the limit. Over it: 429 with Retry-After.
+    #[serde(default = "default_initialize_rate")]
+    pub initialize_rate: u32,
+    /// New sessions a client may open at once (default 100; at least `initialize_rate`).
+    #[serde(default = "default_initialize_burst")]
+    pub initialize_burst: u32,
+    /// Redis URL (`redis://host:6379/0`) where ended sessions are shared by the fleet and
+    /// survive restarts. Unset: ended sessions are known to this process only.
+    #[serde(default, skip_serializing)]
+    pub redis: Option<String>,
 }
 
 fn default_session_ttl() -> Dur {
@@ -121,10 +140,31 @@ fn default_session_ttl() -> Dur {
 fn default_idle_ttl() -> Dur {
     Dur(std::time::Duration::from_secs(30 * 60))
 }
+fn default_max_active() -> usize {
+    1_000_000
+}
+fn default_max_ended() -> usize {
+    4_000_000
+}
+fn default_initialize_rate() -> u32 {
+    20
+}
+fn default_initialize_burst() -> u32 {
+    100
+}
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { key: None, ttl: default_session_ttl(), idle_ttl: default_idle_ttl() }
+        SessionConfig {
+            key: None,
+            ttl: default_session_ttl(),
+            idle_ttl: default_idle_ttl(),
+            max_active: default_max_active(),
+            max_ended: default_max_ended(),
+            initialize_rate: default_initialize_rate(),
+            initialize_burst: default_initialize_burst(),
+            redis: None,
+        }
     }
 }
 
@@ -306,9 +346,7 @@ impl Config {
         if let Some(key) = self.session.key.as_deref().filter(|k| !k.trim().is_empty()) {
             crate::mcp::session::parse_key(key).map_err(|m| err("field `session.key`", m))?;
         }
-        if self.session.idle_ttl.0.is_zero() || self.session.ttl.0.is_zero() {
-            return Err(err("field `session`", "ttl and idle_ttl must be positive".into()));
-        }
+        self.validate_session().map_err(|(field, m)| err(field, m))?;
         if self.limits.max_request_body.0 == 0 {
             return Err(err("field `limits.max_request_body`", "must be positive".into()));
         }
@@ -316,6 +354,28 @@ impl Config {
         if let Some(p) = &self.pingora {
             let text = serde_yaml::to_string(p).unwrap_or_default();
             pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_session(&self) -> Result<(), (&'static str, String)> {
+        let s = &self.session;
+        if s.idle_ttl.0.is_zero() || s.ttl.0.is_zero() {
+            return Err(("field `session`", "ttl and idle_ttl must be positive".into()));
+        }
+        if s.ttl.0.as_secs() > u64::from(u32::MAX / 2) {
+            return Err(("field `session.ttl`", "must be under 60 years".into()));
+        }
+        if s.max_active == 0 || s.max_ended == 0 {
+            return Err(("field `session`", "max_active and max_ended must be positive".into()));
+        }
+        if s.initialize_rate > 0 && s.initialize_burst < s.initialize_rate {
+            return Err(("field `session.initialize_burst`", format!("must be at least initialize_rate ({})", s.initialize_rate)));
+        }
+        if let Some(url) = s.redis.as_deref().filter(|u| !u.trim().is_empty()) {
+            redis::Client::open(url).map_err(|e| ("field `session.redis`", format!("not a Redis URL like redis://127.0.0.1:6379: {e}")))?;
         }
         Ok(())
     }

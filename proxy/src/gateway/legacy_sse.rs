@@ -28,6 +28,9 @@ pub async fn stream(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     if !mh::accepts_sse(&session.req_header().headers) {
         return respond::rpc_error(session, 406, INVALID_REQUEST, "Not Acceptable: Accept must allow text/event-stream").await;
     }
+    if let Err(refusal) = req.snapshot.sessions.admission(client_ip(session)) {
+        return super::streamable::refuse_new_session(session, None, refusal).await;
+    }
     let (token, id) = req.snapshot.sessions.issue_with_id(&req.route.name, ProtocolVersion::V2024_11_05);
     let (_stream, mut rx) = req.state.sse.open(id);
     let mut h = ResponseHeader::build(200, Some(4))?;
@@ -68,7 +71,7 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     let Some(token) = token else {
         return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: sessionId query parameter is required").await;
     };
-    let claims = match req.snapshot.sessions.check(&token, &req.route.name) {
+    let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
         Ok(c) => c,
         Err(_) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: unknown or ended session").await,
     };

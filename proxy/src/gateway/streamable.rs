@@ -13,7 +13,7 @@ use super::{respond, RequestCtx};
 use crate::mcp::http as mh;
 use crate::mcp::jsonrpc::{self, Body, BodyError, Message, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::methods::{self, MethodCtx, Outcome, PendingCall};
-use crate::mcp::session::SessionRejection;
+use crate::mcp::session::{NewSessionRefusal, SessionRejection};
 use crate::mcp::version::ProtocolVersion;
 use crate::tools::CallContext;
 
@@ -56,10 +56,11 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
     let Some(token) = presented else {
         return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required (send initialize first)").await;
     };
-    let claims = match req.snapshot.sessions.check(&token, &req.route.name) {
+    let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
         Ok(c) => c,
         Err(SessionRejection::Unknown) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: unknown session; send a new initialize").await,
         Err(SessionRejection::Ended) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: the session has ended; send a new initialize").await,
+        Err(SessionRejection::Full) => return refuse_new_session(session, None, NewSessionRefusal::Full(req.snapshot.sessions.settings().max_active)).await,
     };
     let version = claims.version;
     match parsed {
@@ -70,6 +71,9 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
 }
 
 async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, params: Option<&RawValue>, header_version: Option<ProtocolVersion>) -> Result<bool> {
+    if let Err(refusal) = req.snapshot.sessions.admission(client_ip(session)) {
+        return refuse_new_session(session, Some(id), refusal).await;
+    }
     let outcome = {
         let cx = MethodCtx { route: &req.route, version: header_version.unwrap_or(ProtocolVersion::ASSUMED), call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None } };
         methods::handle_request(&cx, id, "initialize", params).await
@@ -174,13 +178,32 @@ pub async fn delete(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     let Some(token) = mh::session_id(&session.req_header().headers).map(str::to_owned) else {
         return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required").await;
     };
-    match req.snapshot.sessions.check(&token, &req.route.name) {
+    match req.snapshot.sessions.check(&token, &req.route.name).await {
         Ok(claims) => {
-            req.snapshot.sessions.end(claims.id);
+            req.snapshot.sessions.delete(claims.id).await;
             respond::send(session, 204, None, Bytes::new(), &[]).await
         }
+        Err(SessionRejection::Full) => refuse_new_session(session, None, NewSessionRefusal::Full(req.snapshot.sessions.settings().max_active)).await,
         Err(_) => respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: unknown or ended session").await,
     }
+}
+
+/// JSON-RPC code for a refused new session (implementation-defined server error range).
+pub const SESSION_REFUSED: i32 = -32000;
+
+/// Answers a refused new session: 429 with `Retry-After` over the per-client rate, 503
+/// at the session cap; the JSON-RPC error names the setting.
+pub async fn refuse_new_session(session: &mut Session, id: Option<&RawValue>, refusal: NewSessionRefusal) -> Result<bool> {
+    let (status, retry_after, message) = match refusal {
+        NewSessionRefusal::RateLimited(l) => (
+            429,
+            l.retry_after,
+            format!("Too Many Requests: this address opened more than {} new sessions in a burst (limit session.initialize_rate = {}/s, session.initialize_burst = {}); retry in {} s", l.burst, l.per_second, l.burst, l.retry_after),
+        ),
+        NewSessionRefusal::Full(max) => (503, 30, format!("Service Unavailable: this gateway tracks its maximum of {max} sessions (session.max_active); sessions in use are served, new ones are refused until some end; retry later")),
+    };
+    let retry = retry_after.to_string();
+    respond::send(session, status, Some("application/json"), jsonrpc::error(id, SESSION_REFUSED, &message), &[("retry-after", retry.as_str())]).await
 }
 
 /// The downstream client's IP.

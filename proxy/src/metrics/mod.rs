@@ -16,6 +16,11 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Sessions used within the idle TTL on this instance.
     pub active_sessions: IntGauge,
+    /// New sessions refused, by reason (`rate_limited`, `capacity`).
+    pub sessions_refused: IntCounterVec,
+    /// Failed exchanges with the shared store of ended sessions (Redis); the gateway went
+    /// on without it.
+    pub session_store_errors: IntCounter,
     /// Successful config reloads.
     pub reloads: IntCounter,
     /// Rejected config reloads (the old config keeps serving).
@@ -46,6 +51,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     let requests = IntCounterVec::new(Opts::new("jsonrpc_requests_total", "JSON-RPC requests by server and method"), &["server", "method"])?;
     let active_sessions = IntGauge::new("active_sessions", "Sessions used within the idle TTL on this instance")?;
+    let sessions_refused = IntCounterVec::new(Opts::new("sessions_refused_total", "New sessions refused, by reason (rate_limited, capacity)"), &["reason"])?;
+    let session_store_errors = IntCounter::new("session_store_errors_total", "Failed exchanges with the shared ended-session store (Redis); served without it")?;
     let reloads = IntCounter::new("config_reloads_total", "Successful config reloads")?;
     let reload_failures = IntCounter::new("config_reload_failures_total", "Rejected config reloads; the previous config keeps serving")?;
     let generation = IntGauge::new("config_generation", "Generation of the config snapshot being served")?;
@@ -62,13 +69,32 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(tool_latency.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(active_sessions.clone()))?;
+    registry.register(Box::new(sessions_refused.clone()))?;
+    registry.register(Box::new(session_store_errors.clone()))?;
     registry.register(Box::new(reloads.clone()))?;
     registry.register(Box::new(reload_failures.clone()))?;
     registry.register(Box::new(generation.clone()))?;
     registry.register(Box::new(build_seconds.clone()))?;
     registry.register(Box::new(privileged_accounts.clone()))?;
     registry.register(Box::new(refused_free_sql.clone()))?;
-    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds, privileged_accounts, refused_free_sql, connections_open, connections_refused, calls_abandoned })
+    Ok(Metrics {
+        registry,
+        tool_calls,
+        tool_latency,
+        requests,
+        active_sessions,
+        sessions_refused,
+        session_store_errors,
+        reloads,
+        reload_failures,
+        generation,
+        build_seconds,
+        privileged_accounts,
+        refused_free_sql,
+        connections_open,
+        connections_refused,
+        calls_abandoned,
+    })
 }
 
 /// The process-wide metrics.

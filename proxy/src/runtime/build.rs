@@ -124,8 +124,8 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     }
     let generation = previous.map_or(1, |p| p.generation + 1);
     let sessions = match previous {
-        Some(p) if same_session_config(&p.config, &config) => p.sessions.clone(),
-        _ => Arc::new(session_manager(&config)),
+        Some(p) if p.config.session == config.session => p.sessions.clone(),
+        _ => Arc::new(session_manager(&config, previous.map(|p| &*p.sessions))),
     };
     let origin = OriginPolicy::new(&config);
     Ok(Snapshot { config, routes, generation, sessions, origin })
@@ -145,17 +145,21 @@ async fn fingerprint(server: &ServerConfig, base_dir: &Path) -> String {
     f
 }
 
-fn same_session_config(a: &Config, b: &Config) -> bool {
-    a.session.key == b.session.key && a.session.ttl == b.session.ttl && a.session.idle_ttl == b.session.idle_ttl
-}
-
-fn session_manager(config: &Config) -> SessionManager {
-    // The key was validated at load; an unusable one cannot reach here.
+/// A changed `session:` builds a new manager that keeps the previous one's local state
+/// while the key is the same (docs/SESSIONS.md).
+fn session_manager(config: &Config, previous: Option<&SessionManager>) -> SessionManager {
+    // The key and the Redis URL were validated at load; unusable ones cannot reach here.
     let key = config.session.key.as_deref().and_then(|k| crate::mcp::session::parse_key(k).ok());
-    if key.is_none() {
+    if key.is_none() && previous.is_none() {
         log::warn!("session.key is not set: using an ephemeral key; sessions will not survive a restart or be accepted by other gateways");
     }
-    SessionManager::new(key, config.session.ttl.0, config.session.idle_ttl.0)
+    let mut manager = SessionManager::new(key, (&config.session).into(), previous);
+    if let Some(url) = config.session.redis.as_deref().filter(|u| !u.trim().is_empty()) {
+        if let Err(e) = manager.add_redis(url, previous) {
+            log::error!("session.redis: {e}; ended sessions are known to this gateway only");
+        }
+    }
+    manager
 }
 
 /// Database entries whose config did not change keep their routes (and so their pools)
