@@ -134,6 +134,15 @@ pub async fn too_large(session: &mut Session, size: usize, limit: usize) -> Resu
     respond::rpc_error(session, 413, INVALID_REQUEST, &format!("Payload Too Large: {size} bytes exceeds the {limit}-byte limit (limits.max_request_body)")).await
 }
 
+/// Refuses a JSON-RPC batch longer than `limits.max_batch` before any of it runs, with one
+/// message for both transports.
+pub async fn refuse_long_batch(session: &mut Session, len: usize, max: usize) -> Option<Result<bool>> {
+    if len <= max {
+        return None;
+    }
+    Some(respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: batch of {len} messages exceeds the limit of {max} (limits.max_batch)")).await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{parse_path, Endpoint};

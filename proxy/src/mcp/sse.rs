@@ -9,12 +9,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::version::ProtocolVersion;
-
-/// Messages buffered per stream before senders wait.
-const STREAM_BUFFER: usize = 64;
 
 /// Frames a JSON-RPC message as an SSE `message` event. JSON may hold line breaks as
 /// whitespace (an upstream's pretty-printed object passed through): each line becomes its
@@ -31,16 +28,62 @@ pub fn message_event(json: &str) -> String {
     event
 }
 
-/// One open SSE stream.
+/// What one stream may hold, fixed when it opens (`limits.max_sse_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// POSTed bodies being worked on at once.
+    pub max_inflight: usize,
+    /// Reply bytes queued for the client.
+    pub max_queued: u32,
+}
+
+/// An event waiting for the GET connection, with the queue room it holds.
+pub struct Queued {
+    /// The SSE event text.
+    pub event: Bytes,
+    room: u32,
+}
+
+/// One open SSE stream. The queue is bounded in bytes, not messages: a reply waits for room
+/// (its POST still counting as in flight), so a client that stops reading holds at most
+/// `max_queued` bytes plus `max_inflight` bodies, and its further POSTs are refused.
 pub struct SseStream {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::UnboundedSender<Queued>,
+    room: Semaphore,
+    max_room: u32,
+    inflight: Arc<Semaphore>,
     version: AtomicU8,
 }
 
 impl SseStream {
-    /// Queues a JSON-RPC message as an SSE `message` event; false if the stream is gone.
+    /// Queues a JSON-RPC message as an SSE `message` event once the queue has room for it
+    /// (a message larger than the whole queue waits for it to be empty); false if the
+    /// stream is gone.
     pub async fn send(&self, json: &str) -> bool {
-        self.tx.send(Bytes::from(message_event(json))).await.is_ok()
+        let event = Bytes::from(message_event(json));
+        let room = u32::try_from(event.len()).unwrap_or(u32::MAX).min(self.max_room);
+        match self.room.acquire_many(room).await {
+            // Given back by the GET connection once the event is written.
+            Ok(permit) => permit.forget(),
+            Err(_) => return false,
+        }
+        self.tx.send(Queued { event, room }).is_ok()
+    }
+
+    /// Gives a written event's room back to the queue.
+    pub fn written(&self, queued: &Queued) {
+        self.room.add_permits(queued.room as usize);
+    }
+
+    /// A slot for one POSTed body, held until its replies are queued; `None` when
+    /// `max_inflight` bodies are already being worked on.
+    pub fn try_start(&self) -> Option<OwnedSemaphorePermit> {
+        self.inflight.clone().try_acquire_owned().ok()
+    }
+
+    /// Completes when the GET connection has gone (its queue dropped).
+    pub async fn closed(&self) {
+        self.tx.closed().await
     }
 
     /// The version negotiated by `initialize` on this stream.
@@ -61,12 +104,18 @@ pub struct SseHub {
 }
 
 impl SseHub {
-    /// Registers a stream; the receiver feeds the GET response.
-    pub fn open(&self, id: u128) -> (Arc<SseStream>, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let stream = Arc::new(SseStream { tx, version: AtomicU8::new(ProtocolVersion::V2024_11_05 as u8) });
-        self.lock().insert(id, stream.clone());
-        (stream, rx)
+    /// Registers a stream unless `max_streams` are open; the receiver feeds the GET
+    /// response, and dropping it frees the queue and cancels the session's work.
+    pub fn open(&self, id: u128, max_streams: usize, limits: StreamLimits) -> Option<(Arc<SseStream>, mpsc::UnboundedReceiver<Queued>)> {
+        let mut streams = self.lock();
+        if streams.len() >= max_streams {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let max_room = limits.max_queued.max(1);
+        let stream = Arc::new(SseStream { tx, room: Semaphore::new(max_room as usize), max_room, inflight: Arc::new(Semaphore::new(limits.max_inflight.clamp(1, Semaphore::MAX_PERMITS))), version: AtomicU8::new(ProtocolVersion::V2024_11_05 as u8) });
+        streams.insert(id, stream.clone());
+        Some((stream, rx))
     }
 
     /// The stream of a session, if open here.
@@ -74,9 +123,11 @@ impl SseHub {
         self.lock().get(&id).cloned()
     }
 
-    /// Forgets a stream (its GET connection ended).
+    /// Forgets a stream (its GET connection ended); replies still waiting for room give up.
     pub fn close(&self, id: u128) {
-        self.lock().remove(&id);
+        if let Some(stream) = self.lock().remove(&id) {
+            stream.room.close();
+        }
     }
 
     /// Number of open streams.
