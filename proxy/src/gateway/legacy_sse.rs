@@ -60,7 +60,10 @@ pub async fn stream(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     drop(rx);
     drop(open);
     match end {
-        Ok(End::Stalled) => log::info!("SSE stream on `{}` closed: the client took no data for {deadline:?} (limits.sse_write_timeout)", req.route.name),
+        Ok(End::Stalled) => {
+            crate::metrics::METRICS.sse_limited.with_label_values(&["sse_write_timeout"]).inc();
+            log::info!("SSE stream on `{}` closed: the client took no data for {deadline:?} (limits.sse_write_timeout)", req.route.name);
+        }
         Ok(End::ClientGone) => log::debug!("SSE stream on `{}` closed by the client", req.route.name),
         Ok(End::Write(e)) | Err(e) => log::debug!("SSE stream on `{}` closed: {e}", req.route.name),
     }
@@ -72,6 +75,7 @@ pub async fn stream(req: &Request<'_>, session: &mut Session) -> Result<bool> {
 }
 
 async fn streams_full(session: &mut Session, max: usize) -> Result<bool> {
+    crate::metrics::METRICS.sse_limited.with_label_values(&["max_sse_streams"]).inc();
     let body = jsonrpc::error(None, INVALID_REQUEST, &format!("Service Unavailable: {max} SSE streams are open on this gateway (limits.max_sse_streams); retry later or use Streamable HTTP"));
     respond::send(session, 503, Some("application/json"), body, &[("retry-after", "5")]).await
 }
@@ -162,6 +166,7 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
         Ok(Body::Single(_)) => {}
     }
     let Some(slot) = stream.try_start() else {
+        crate::metrics::METRICS.sse_limited.with_label_values(&["max_sse_inflight"]).inc();
         let body = jsonrpc::error(
             None,
             INVALID_REQUEST,

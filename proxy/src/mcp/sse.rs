@@ -114,7 +114,9 @@ impl SseHub {
         let (tx, rx) = mpsc::unbounded_channel();
         let max_room = limits.max_queued.max(1);
         let stream = Arc::new(SseStream { tx, room: Semaphore::new(max_room as usize), max_room, inflight: Arc::new(Semaphore::new(limits.max_inflight.clamp(1, Semaphore::MAX_PERMITS))), version: AtomicU8::new(ProtocolVersion::V2024_11_05 as u8) });
-        streams.insert(id, stream.clone());
+        if streams.insert(id, stream.clone()).is_none() {
+            crate::metrics::METRICS.sse_streams.inc();
+        }
         Some((stream, rx))
     }
 
@@ -127,6 +129,7 @@ impl SseHub {
     pub fn close(&self, id: u128) {
         if let Some(stream) = self.lock().remove(&id) {
             stream.room.close();
+            crate::metrics::METRICS.sse_streams.dec();
         }
     }
 

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub privileged_accounts: IntGaugeVec,
     /// `query`/`execute` calls refused because of the account's privileges.
     pub refused_free_sql: IntCounterVec,
+    /// Legacy SSE streams open on this instance.
+    pub sse_streams: IntGauge,
+    /// Legacy SSE requests refused or streams closed by a limit, by the limit's setting.
+    pub sse_limited: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -56,7 +60,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(build_seconds.clone()))?;
     registry.register(Box::new(privileged_accounts.clone()))?;
     registry.register(Box::new(refused_free_sql.clone()))?;
-    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds, privileged_accounts, refused_free_sql })
+    let sse_streams = IntGauge::new("sse_streams", "Legacy SSE streams open on this instance")?;
+    let sse_limited = IntCounterVec::new(Opts::new("sse_limited_total", "Legacy SSE requests refused or streams closed by a limit, by setting"), &["limit"])?;
+    registry.register(Box::new(sse_streams.clone()))?;
+    registry.register(Box::new(sse_limited.clone()))?;
+    Ok(Metrics { registry, tool_calls, tool_latency, requests, active_sessions, reloads, reload_failures, generation, build_seconds, privileged_accounts, refused_free_sql, sse_streams, sse_limited })
 }
 
 /// The process-wide metrics.
