@@ -151,7 +151,62 @@ impl SseHub {
 
 #[cfg(test)]
 mod tests {
-    use super::message_event;
+    use std::time::Duration;
+
+    use super::{message_event, SseHub, StreamLimits};
+
+    const LIMITS: StreamLimits = StreamLimits { max_inflight: 2, max_queued: 100 };
+
+    #[tokio::test]
+    async fn a_full_queue_holds_replies_back_until_written() {
+        let hub = SseHub::default();
+        let (stream, mut rx) = hub.open(1, 10, LIMITS).expect("room for a stream");
+        assert!(stream.send(&"x".repeat(40)).await, "62 bytes fit in 100");
+        let blocked = tokio::time::timeout(Duration::from_millis(50), stream.send(&"y".repeat(40))).await;
+        assert!(blocked.is_err(), "a second 62-byte event must wait for room");
+        let first = rx.recv().await.expect("queued");
+        stream.written(&first);
+        assert!(tokio::time::timeout(Duration::from_millis(50), stream.send(&"y".repeat(40))).await.expect("room again"));
+        // An event larger than the whole queue waits for it to be empty, then goes alone.
+        let big = tokio::spawn({
+            let stream = stream.clone();
+            async move { stream.send(&"z".repeat(500)).await }
+        });
+        let second = rx.recv().await.expect("queued");
+        stream.written(&second);
+        assert!(big.await.expect("task"));
+        assert!(rx.recv().await.expect("queued").event.len() > 500);
+    }
+
+    #[tokio::test]
+    async fn in_flight_slots_and_the_stream_cap_are_bounded() {
+        let hub = SseHub::default();
+        let (stream, _rx) = hub.open(1, 2, LIMITS).expect("first");
+        let (a, b) = (stream.try_start(), stream.try_start());
+        assert!(a.is_some() && b.is_some() && stream.try_start().is_none(), "two slots");
+        drop(a);
+        assert!(stream.try_start().is_some(), "a finished body frees its slot");
+        let _second = hub.open(2, 2, LIMITS).expect("second");
+        assert!(hub.open(3, 2, LIMITS).is_none(), "at most two streams");
+        hub.close(1);
+        assert!(hub.get(1).is_none() && hub.len() == 1);
+    }
+
+    #[tokio::test]
+    async fn closing_a_stream_releases_waiting_replies() {
+        let hub = SseHub::default();
+        let (stream, rx) = hub.open(1, 10, LIMITS).expect("stream");
+        assert!(stream.send(&"x".repeat(90)).await);
+        let waiting = tokio::spawn({
+            let stream = stream.clone();
+            async move { stream.send(&"y".repeat(90)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(rx);
+        hub.close(1);
+        assert!(!waiting.await.expect("task"), "a reply waiting for room gives up when the stream goes");
+        tokio::time::timeout(Duration::from_millis(50), stream.closed()).await.expect("closed() completes once the GET is gone");
+    }
 
     #[test]
     fn multi_line_json_becomes_several_data_lines() {
