@@ -178,9 +178,26 @@ pub struct LimitsConfig {
     /// Largest accepted request header block (default 32KiB); larger gets 431.
     #[serde(default = "default_max_header")]
     pub max_request_headers: Size,
-    /// Largest JSON-RPC batch (default 64 messages).
+    /// Largest JSON-RPC batch (default 64 messages), on both transports.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Legacy SSE: most streams open at once on this gateway (default 10000); a GET beyond
+    /// it gets 503 with `Retry-After`.
+    #[serde(default = "default_max_sse_streams")]
+    pub max_sse_streams: usize,
+    /// Legacy SSE: most POSTed bodies of one session being worked on at once (default 16);
+    /// a POST beyond it gets 429 with `Retry-After` and is not run. Read when a stream opens.
+    #[serde(default = "default_max_sse_inflight")]
+    pub max_sse_inflight: usize,
+    /// Legacy SSE: most reply bytes queued for one stream (default 4MiB). A full queue
+    /// holds further replies back (their POSTs count as in flight), so a client that stops
+    /// reading meets 429s. Read when a stream opens.
+    #[serde(default = "default_max_sse_queued")]
+    pub max_sse_queued: Size,
+    /// Legacy SSE: a stream whose client has not taken a write for this long is closed
+    /// (default 30s); its session ends and its queued replies and work are dropped.
+    #[serde(default = "default_sse_write_timeout")]
+    pub sse_write_timeout: Dur,
 }
 
 fn default_max_body() -> Size {
@@ -192,10 +209,50 @@ fn default_max_header() -> Size {
 fn default_max_batch() -> usize {
     64
 }
+fn default_max_sse_streams() -> usize {
+    10_000
+}
+fn default_max_sse_inflight() -> usize {
+    16
+}
+fn default_max_sse_queued() -> Size {
+    Size(4 << 20)
+}
+fn default_sse_write_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(30))
+}
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_request_body: default_max_body(), max_request_headers: default_max_header(), max_batch: default_max_batch() }
+        LimitsConfig {
+            max_request_body: default_max_body(),
+            max_request_headers: default_max_header(),
+            max_batch: default_max_batch(),
+            max_sse_streams: default_max_sse_streams(),
+            max_sse_inflight: default_max_sse_inflight(),
+            max_sse_queued: default_max_sse_queued(),
+            sse_write_timeout: default_sse_write_timeout(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The legacy SSE limits must leave a stream able to work: at least one stream, one
+    /// message in flight and 1KiB of queue, and counts the queue's semaphore can hold.
+    fn check_sse(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.max_sse_streams == 0 {
+            return Err(("field `limits.max_sse_streams`", "must be positive"));
+        }
+        if !(1..=1 << 20).contains(&self.max_sse_inflight) {
+            return Err(("field `limits.max_sse_inflight`", "must be between 1 and 1048576"));
+        }
+        if !(1 << 10..=u32::MAX as usize).contains(&self.max_sse_queued.0) {
+            return Err(("field `limits.max_sse_queued`", "must be between 1KiB and 4GiB"));
+        }
+        if self.sse_write_timeout.0.is_zero() {
+            return Err(("field `limits.sse_write_timeout`", "must be positive"));
+        }
+        Ok(())
     }
 }
 
@@ -351,6 +408,7 @@ impl Config {
             return Err(err("field `limits.max_request_body`", "must be positive".into()));
         }
         self.connections.validate().map_err(|(field, m)| err(&format!("field `{field}`"), m))?;
+        self.limits.check_sse().map_err(|(field, msg)| err(field, msg.into()))?;
         if let Some(p) = &self.pingora {
             let text = serde_yaml::to_string(p).unwrap_or_default();
             pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;

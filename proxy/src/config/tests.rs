@@ -65,3 +65,21 @@ fn database_sources_are_checked_at_load() {
     let e = parse("servers:\n  - name: shop\n    type: database\n    source: {engine: postgres, host: db, database: shop, user: app, sslmode: require}\n").unwrap_err().to_string();
     assert!(e.contains("server `shop`") && e.contains("unknown field `sslmode`"), "{e}");
 }
+
+#[test]
+fn legacy_sse_limits_have_defaults_and_are_checked() {
+    let l = parse("").unwrap().limits;
+    assert_eq!((l.max_sse_streams, l.max_sse_inflight, l.max_sse_queued.0, l.sse_write_timeout.0.as_secs()), (10_000, 16, 4 << 20, 30));
+    let l = parse("limits: {max_sse_streams: 5, max_sse_inflight: 2, max_sse_queued: 64KiB, sse_write_timeout: 2s}\n").unwrap().limits;
+    assert_eq!((l.max_sse_streams, l.max_sse_inflight, l.max_sse_queued.0, l.sse_write_timeout.0.as_secs()), (5, 2, 64 << 10, 2));
+    for (bad, field) in [
+        ("max_sse_streams: 0", "limits.max_sse_streams"),
+        ("max_sse_inflight: 0", "limits.max_sse_inflight"),
+        ("max_sse_queued: 10", "limits.max_sse_queued"),
+        ("max_sse_queued: 8GiB", "limits.max_sse_queued"),
+        ("sse_write_timeout: 0s", "limits.sse_write_timeout"),
+    ] {
+        let e = parse(&format!("limits: {{{bad}}}\n")).unwrap_err().to_string();
+        assert!(e.contains(field), "{bad}: {e}");
+    }
+}

@@ -167,6 +167,15 @@ pub async fn body_failure(session: &mut Session, failure: BodyFailure, limit: us
     }
 }
 
+/// Refuses a JSON-RPC batch longer than `limits.max_batch` before any of it runs, with one
+/// message for both transports.
+pub async fn refuse_long_batch(session: &mut Session, len: usize, max: usize) -> Option<Result<bool>> {
+    if len <= max {
+        return None;
+    }
+    Some(respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: batch of {len} messages exceeds the limit of {max} (limits.max_batch)")).await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{parse_path, Endpoint};

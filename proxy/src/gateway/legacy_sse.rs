@@ -9,14 +9,16 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora_error::Result;
 use pingora_proxy::Session;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use super::dispatch::{body_failure, read_body, Request};
+use super::dispatch::{body_failure, read_body, refuse_long_batch, Request};
 use super::respond;
 use super::streamable::{client_ip, run_to_completion};
 use crate::mcp::http as mh;
 use crate::mcp::jsonrpc::{self, Body, BodyError, Message, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::methods::{self, MethodCtx, Outcome};
-use crate::mcp::sse::SseStream;
+use crate::mcp::session::{SessionManager, SessionRejection};
+use crate::mcp::sse::{Queued, SseHub, SseStream, StreamLimits};
 use crate::mcp::version::ProtocolVersion;
 use crate::tools::CallContext;
 
@@ -31,37 +33,109 @@ pub async fn stream(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     if let Err(refusal) = req.snapshot.sessions.admission(client_ip(session)) {
         return super::streamable::refuse_new_session(session, None, refusal).await;
     }
+    let limits = &req.snapshot.config.limits;
+    let max_streams = limits.max_sse_streams;
+    if req.state.sse.len() >= max_streams {
+        return streams_full(session, max_streams).await;
+    }
+    let stream_limits = StreamLimits { max_inflight: limits.max_sse_inflight, max_queued: u32::try_from(limits.max_sse_queued.0).unwrap_or(u32::MAX) };
     let (token, id) = req.snapshot.sessions.issue_with_id(&req.route.name, ProtocolVersion::V2024_11_05);
-    let (_stream, mut rx) = req.state.sse.open(id);
+    let open = OpenStream { hub: &req.state.sse, sessions: &req.snapshot.sessions, id };
+    let Some((stream, mut rx)) = req.state.sse.open(id, max_streams, stream_limits) else {
+        // Another GET took the last slot since the check above.
+        drop(open);
+        return streams_full(session, max_streams).await;
+    };
     let mut h = ResponseHeader::build(200, Some(4))?;
     h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
     h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
     h.insert_header("x-accel-buffering", "no")?;
     let endpoint = format!("event: endpoint\ndata: /mcp/{}/message?sessionId={token}\n\n", req.route.name);
-    let result = async {
+    let deadline = limits.sse_write_timeout.0;
+    let end = async {
         session.write_response_header(Box::new(h), false).await?;
         session.write_response_body(Some(Bytes::from(endpoint)), false).await?;
-        loop {
-            let chunk = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
-                Ok(Some(event)) => event,
-                Ok(None) => break,
-                Err(_) => {
-                    req.snapshot.sessions.touch(id);
-                    Bytes::from_static(b": keepalive\n\n")
-                }
-            };
-            session.write_response_body(Some(chunk), false).await?;
-        }
-        session.write_response_body(None, true).await
+        Ok(relay(session, &stream, &mut rx, deadline, || req.snapshot.sessions.touch(id)).await)
     }
     .await;
-    req.state.sse.close(id);
-    req.snapshot.sessions.end(id);
-    if let Err(e) = result {
-        log::debug!("SSE stream on `{}` closed: {e}", req.route.name);
+    // The queue, the work still running for this session and its registration go now,
+    // not when the connection is finally dropped.
+    drop(rx);
+    drop(open);
+    match end {
+        Ok(End::Stalled) => {
+            crate::metrics::METRICS.sse_limited.with_label_values(&["sse_write_timeout"]).inc();
+            log::info!("SSE stream on `{}` closed: the client took no data for {deadline:?} (limits.sse_write_timeout)", req.route.name);
+        }
+        Ok(End::ClientGone) => log::debug!("SSE stream on `{}` closed by the client", req.route.name),
+        Ok(End::Write(e)) | Err(e) => log::debug!("SSE stream on `{}` closed: {e}", req.route.name),
     }
+    // Never finish the chunked body: a client that stopped reading would hold that write
+    // forever. Shutting the socket makes Pingora drop the connection.
     session.set_keepalive(None);
+    session.shutdown().await;
     Ok(true)
+}
+
+async fn streams_full(session: &mut Session, max: usize) -> Result<bool> {
+    crate::metrics::METRICS.sse_limited.with_label_values(&["max_sse_streams"]).inc();
+    let body = jsonrpc::error(None, INVALID_REQUEST, &format!("Service Unavailable: {max} SSE streams are open on this gateway (limits.max_sse_streams); retry later or use Streamable HTTP"));
+    respond::send(session, 503, Some("application/json"), body, &[("retry-after", "5")]).await
+}
+
+/// A registered stream: when its GET ends, however it ends, the hub forgets it and the
+/// session ends, so later POSTs get 404.
+struct OpenStream<'a> {
+    hub: &'a SseHub,
+    sessions: &'a SessionManager,
+    id: u128,
+}
+
+impl Drop for OpenStream<'_> {
+    fn drop(&mut self) {
+        self.hub.close(self.id);
+        self.sessions.end(self.id);
+    }
+}
+
+/// Why a stream's relay stopped.
+enum End {
+    /// The client closed its connection (or sent bytes it should not have).
+    ClientGone,
+    /// A write did not complete within `limits.sse_write_timeout`.
+    Stalled,
+    /// A write failed.
+    Write(Box<pingora_error::Error>),
+}
+
+/// Writes queued events and keep-alive comments until the client goes or stops reading.
+async fn relay(session: &mut Session, stream: &SseStream, rx: &mut mpsc::UnboundedReceiver<Queued>, deadline: Duration, touch: impl Fn()) -> End {
+    loop {
+        let queued = tokio::select! {
+            q = rx.recv() => match q {
+                Some(q) => Some(q),
+                None => return End::ClientGone,
+            },
+            // An SSE client sends nothing after its GET: a read that completes is a close.
+            _ = session.read_body_or_idle(true) => return End::ClientGone,
+            () = tokio::time::sleep(KEEPALIVE) => None,
+        };
+        let chunk = match &queued {
+            Some(q) => q.event.clone(),
+            None => {
+                touch();
+                Bytes::from_static(b": keepalive\n\n")
+            }
+        };
+        match tokio::time::timeout(deadline, session.write_response_body(Some(chunk), false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return End::Write(e),
+            Err(_) => return End::Stalled,
+        }
+        if let Some(q) = &queued {
+            stream.written(q);
+        }
+    }
 }
 
 /// POST `/mcp/{server}/message?sessionId=…`.
@@ -73,23 +147,39 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     };
     let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
         Ok(c) => c,
-        Err(_) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: unknown or ended session").await,
+        Err(SessionRejection::Unknown) => return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: unknown session; open a stream at /mcp/{}/sse", req.route.name)).await,
+        Err(SessionRejection::Ended) => return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: the session has ended (its SSE stream closed); open a new stream at /mcp/{}/sse", req.route.name)).await,
+        Err(SessionRejection::Full) => return super::streamable::refuse_new_session(session, None, crate::mcp::session::NewSessionRefusal::Full(req.snapshot.sessions.settings().max_active)).await,
     };
     let Some(stream) = req.state.sse.get(claims.id) else {
         return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: this session's SSE stream is not open on this gateway").await;
     };
-    let limit = req.snapshot.config.limits.max_request_body.0;
-    let body = match read_body(session, limit, req.snapshot.config.connections.body_timeout.0, false).await? {
+    let limits = &req.snapshot.config.limits;
+    let body = match read_body(session, limits.max_request_body.0, req.snapshot.config.connections.body_timeout.0, false).await? {
         Ok(b) => b,
-        Err(f) => return body_failure(session, f, limit).await,
+        Err(f) => return body_failure(session, f, limits.max_request_body.0).await,
     };
     match jsonrpc::parse_body(&body) {
         Err(BodyError::Parse) => return respond::send(session, 400, Some("application/json"), jsonrpc::error(None, PARSE_ERROR, "Parse error: the body is not valid JSON"), &[]).await,
         Err(BodyError::Invalid(why)) => return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: {why}")).await,
-        Ok(_) => {}
+        Ok(Body::Batch(items)) => {
+            if let Some(refused) = refuse_long_batch(session, items.len(), limits.max_batch).await {
+                return refused;
+            }
+        }
+        Ok(Body::Single(_)) => {}
     }
+    let Some(slot) = stream.try_start() else {
+        crate::metrics::METRICS.sse_limited.with_label_values(&["max_sse_inflight"]).inc();
+        let body = jsonrpc::error(
+            None,
+            INVALID_REQUEST,
+            &format!("Too Many Requests: {} messages of this session are still being worked on or waiting for the client to read its SSE stream (limits.max_sse_inflight); retry once replies arrive", limits.max_sse_inflight),
+        );
+        return respond::send(session, 429, Some("application/json"), body, &[("retry-after", "1")]).await;
+    };
     let work = Work { state: req.state.clone(), snapshot: req.snapshot.clone(), route: req.route.clone(), stream, headers: session.req_header().headers.clone(), client_ip: client_ip(session), body };
-    tokio::spawn(work.run());
+    tokio::spawn(work.run_until_closed(slot));
     respond::send(session, 202, Some("text/plain"), "Accepted", &[]).await
 }
 
@@ -105,6 +195,17 @@ struct Work {
 }
 
 impl Work {
+    /// Runs the body, holding its in-flight slot, until done or until the stream goes:
+    /// then the work is dropped where it stands (an upstream call included), with its body
+    /// and replies.
+    async fn run_until_closed(self, _slot: OwnedSemaphorePermit) {
+        let stream = self.stream.clone();
+        tokio::select! {
+            () = stream.closed() => {}
+            () = self.run() => {}
+        }
+    }
+
     async fn run(self) {
         let Ok(parsed) = jsonrpc::parse_body(&self.body) else { return };
         let messages = match parsed {

@@ -7,7 +7,7 @@ use pingora_error::Result;
 use pingora_proxy::Session;
 use serde_json::value::RawValue;
 
-use super::dispatch::{body_failure, read_body, Request};
+use super::dispatch::{body_failure, read_body, refuse_long_batch, Request};
 use super::proxy_call::ProxyState;
 use super::{respond, RequestCtx};
 use crate::mcp::http as mh;
@@ -139,9 +139,8 @@ async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersio
     if !version.allows_batches() {
         return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: JSON-RPC batches are not supported in protocol version {} (only 2025-03-26)", version.as_str())).await;
     }
-    let max = req.snapshot.config.limits.max_batch;
-    if items.len() > max {
-        return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: batch of {} messages exceeds the limit of {max} (limits.max_batch)", items.len())).await;
+    if let Some(refused) = refuse_long_batch(session, items.len(), req.snapshot.config.limits.max_batch).await {
+        return refused;
     }
     let headers = session.req_header().headers.clone();
     let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers, arguments: None } };

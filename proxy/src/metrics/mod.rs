@@ -40,6 +40,10 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// Tool calls abandoned because the client closed its connection.
     pub calls_abandoned: IntCounter,
+    /// Legacy SSE streams open on this instance.
+    pub sse_streams: IntGauge,
+    /// Legacy SSE requests refused or streams closed by a limit, by the limit's setting.
+    pub sse_limited: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -77,6 +81,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(build_seconds.clone()))?;
     registry.register(Box::new(privileged_accounts.clone()))?;
     registry.register(Box::new(refused_free_sql.clone()))?;
+    let sse_streams = IntGauge::new("sse_streams", "Legacy SSE streams open on this instance")?;
+    let sse_limited = IntCounterVec::new(Opts::new("sse_limited_total", "Legacy SSE requests refused or streams closed by a limit, by setting"), &["limit"])?;
+    registry.register(Box::new(sse_streams.clone()))?;
+    registry.register(Box::new(sse_limited.clone()))?;
     Ok(Metrics {
         registry,
         tool_calls,
@@ -94,6 +102,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         connections_open,
         connections_refused,
         calls_abandoned,
+        sse_streams,
+        sse_limited,
     })
 }
 
