@@ -27,7 +27,7 @@ const WRITE_TIMEOUT_SECS: u64 = 2;
 fn config(backend: &Backend, extra_limits: &str) -> String {
     let b = backend.url();
     format!(
-        "limits: {{sse_write_timeout: {WRITE_TIMEOUT_SECS}s{extra_limits}}}\nservers:\n  - name: flood\n    type: rest\n    server: {{name: flood}}\n    tools:\n      - name: big\n        description: a 64 KiB reply\n        requestTemplate: {{url: \"{b}/big?bytes=65536\"}}\n      - name: echo\n        description: echoes n\n        args: [{{name: n, type: integer, required: true, position: query}}]\n        requestTemplate: {{url: \"{b}/echo/x\"}}\n"
+        "connections: {{max_per_ip: 5000}}\nsession: {{initialize_rate: 100000, initialize_burst: 100000}}\nlimits: {{sse_write_timeout: {WRITE_TIMEOUT_SECS}s{extra_limits}}}\nservers:\n  - name: flood\n    type: rest\n    server: {{name: flood}}\n    tools:\n      - name: big\n        description: a 64 KiB reply\n        requestTemplate: {{url: \"{b}/big?bytes=65536\"}}\n      - name: echo\n        description: echoes n\n        args: [{{name: n, type: integer, required: true, position: query}}]\n        requestTemplate: {{url: \"{b}/echo/x\"}}\n"
     )
 }
 
