@@ -154,8 +154,8 @@ def main():
     cap = n + 10  # room for the normal client beside n held connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard < 2 * n + 6000:
-        sys.exit(f"open-file limit {hard} is too low for {n} connections plus the flood: ulimit -n {2 * n + 6000}")
+    if hard < n + 5200:
+        sys.exit(f"open-file limit {hard} is too low for {n} connections plus the flood: ulimit -n {n + 5200}")
     binary = os.environ.get("MCPGATE_BIN", os.path.join(ROOT, "target/release/mcpgate"))
     port, admin = free_port(), free_port()
     tmp = tempfile.mkdtemp()
