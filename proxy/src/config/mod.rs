@@ -190,6 +190,14 @@ pub struct UpstreamDefaults {
     /// response_body_filter), which streams but costs two extra writes per call.
     #[serde(default)]
     pub mode: UpstreamMode,
+    /// Largest OpenAPI document set (the spec and the files its `$ref`s name, together)
+    /// read for one server (default 16MiB); a larger one fails that server's build.
+    #[serde(default = "default_max_spec")]
+    pub max_spec_bytes: Size,
+    /// Deadline for fetching one server's OpenAPI documents by URL, connecting included
+    /// (default 10s), so an unanswering spec URL cannot hold a reload.
+    #[serde(default = "default_spec_timeout")]
+    pub spec_timeout: Dur,
 }
 
 /// See [`UpstreamDefaults::mode`].
@@ -212,10 +220,23 @@ fn default_call_timeout() -> Dur {
 fn default_max_response() -> Size {
     Size(4 << 20)
 }
+fn default_max_spec() -> Size {
+    Size(16 << 20)
+}
+fn default_spec_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(10))
+}
 
 impl Default for UpstreamDefaults {
     fn default() -> Self {
-        UpstreamDefaults { connect_timeout: default_connect_timeout(), timeout: default_call_timeout(), max_response_bytes: default_max_response(), mode: UpstreamMode::default() }
+        UpstreamDefaults {
+            connect_timeout: default_connect_timeout(),
+            timeout: default_call_timeout(),
+            max_response_bytes: default_max_response(),
+            mode: UpstreamMode::default(),
+            max_spec_bytes: default_max_spec(),
+            spec_timeout: default_spec_timeout(),
+        }
     }
 }
 
