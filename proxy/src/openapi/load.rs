@@ -131,14 +131,17 @@ impl Budget {
             if resp.content_length().is_some_and(|n| n > room as u64) {
                 return Err(fail(too_large.clone()));
             }
-            let mut buf = Vec::new();
+            // Chunks are kept as they came and joined once at the end: a growing buffer
+            // would briefly hold twice the cap while it reallocates.
+            let (mut chunks, mut len) = (Vec::new(), 0usize);
             while let Some(chunk) = resp.chunk().await.map_err(|e| fail(causes(&e.without_url())))? {
-                if chunk.len() > room - buf.len() {
+                if chunk.len() > room - len {
                     return Err(fail(too_large.clone()));
                 }
-                buf.extend_from_slice(&chunk);
+                len += chunk.len();
+                chunks.push(chunk);
             }
-            Ok(buf)
+            Ok(chunks.concat())
         };
         let buf = tokio::time::timeout(left, body).await.map_err(|_| late())??;
         self.used += buf.len();
