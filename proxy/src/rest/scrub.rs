@@ -128,14 +128,20 @@ impl Scrubber {
         if self.is_empty() {
             return result;
         }
-        for c in &mut result.content {
+        // Whether the first text block held no secret: a raw structured body is usually
+        // the same text, which then needs no second scan.
+        let mut first_clean = false;
+        for (i, c) in result.content.iter_mut().enumerate() {
             if let Content::Text { text } = c {
-                if let Cow::Owned(clean) = self.scrub(text) {
-                    *text = clean;
+                match self.scrub(text) {
+                    Cow::Owned(clean) => *text = clean,
+                    Cow::Borrowed(_) => first_clean |= i == 0,
                 }
             }
         }
+        let same_as_clean_text = |raw: &str| first_clean && matches!(result.content.first(), Some(Content::Text { text }) if text == raw);
         result.structured_content = match result.structured_content.take() {
+            Some(Structured::Raw(raw)) if same_as_clean_text(raw.get()) => Some(Structured::Raw(raw)),
             Some(Structured::Raw(raw)) => match self.scrub(raw.get()) {
                 Cow::Borrowed(_) => Some(Structured::Raw(raw)),
                 Cow::Owned(clean) => RawValue::from_string(clean).ok().map(Structured::Raw),
