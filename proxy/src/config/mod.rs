@@ -70,6 +70,11 @@ pub struct Config {
     /// The file this config was read from.
     #[serde(skip)]
     pub path: PathBuf,
+    /// Values `${ENV}` references took inside each server's entry, by server name, except
+    /// in fields that only locate or describe it (`spec`, `base_url`, `file`, timeouts):
+    /// REST and OpenAPI servers scrub them from what clients see.
+    #[serde(skip)]
+    pub env_values: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -293,7 +298,8 @@ impl Config {
         if doc.is_null() {
             doc = Yaml::Mapping(Default::default());
         }
-        env::substitute(&mut doc, &mut String::new()).map_err(|(field, msg)| ConfigError::new(path, Some(format!("field `{field}`")), msg))?;
+        let mut from_env = Vec::new();
+        env::substitute(&mut doc, &mut String::new(), &mut from_env).map_err(|(field, msg)| ConfigError::new(path, Some(format!("field `{field}`")), msg))?;
         let Yaml::Mapping(mut map) = doc else {
             return Err(ConfigError::new(path, None, "the config must be a YAML mapping"));
         };
@@ -301,6 +307,7 @@ impl Config {
         let mut config: Config = serde_yaml::from_value(Yaml::Mapping(map)).map_err(|e| ConfigError::new(path, None, e.to_string()))?;
         config.path = path.to_path_buf();
         config.servers = parse_servers(servers, path)?;
+        config.env_values = server_env_values(&config.servers, from_env);
         config.validate()?;
         Ok(config)
     }
@@ -336,6 +343,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Groups `${ENV}` values found at `servers[i].field…` by server name (see
+/// [`Config::env_values`]).
+fn server_env_values(servers: &[ServerConfig], found: Vec<(String, String)>) -> std::collections::BTreeMap<String, Vec<String>> {
+    const NOT_SECRET: [&str; 9] = ["name", "type", "description", "spec", "base_url", "file", "timeout", "connect_timeout", "max_response_bytes"];
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (field, value) in found {
+        let Some((index, rest)) = field.strip_prefix("servers[").and_then(|r| r.split_once(']')) else { continue };
+        let first = rest.trim_start_matches('.').split(['.', '[']).next().unwrap_or("");
+        if let (Some(server), false) = (index.parse::<usize>().ok().and_then(|i| servers.get(i)), NOT_SECRET.contains(&first)) {
+            out.entry(server.name.clone()).or_default().push(value);
+        }
+    }
+    out
 }
 
 fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, ConfigError> {

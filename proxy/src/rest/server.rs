@@ -162,7 +162,7 @@ fn err(route: &str, tool: &str, msg: impl std::fmt::Display) -> RestError {
 impl RestServer {
     /// Prepares a tool file for serving: parses templates, resolves upstream hosts, builds
     /// input schemas. Fails with a message naming the tool and the construct at fault.
-    pub async fn new(route: &str, file: RestToolsFile, settings: RestSettings, _cx: &crate::runtime::BuildContext<'_>) -> Result<RestServer, RestError> {
+    pub async fn new(route: &str, file: RestToolsFile, settings: RestSettings, cx: &crate::runtime::BuildContext<'_>) -> Result<RestServer, RestError> {
         if file.tool_set.is_some() {
             return Err(RestError::Unsupported(format!("server `{route}`: `toolSet` composition is not supported yet; list the tools directly")));
         }
@@ -176,6 +176,9 @@ impl RestServer {
         let mut tools = Vec::new();
         let mut secrets = SecretSet::default();
         config_secrets(&config, false, &mut secrets);
+        for v in cx.env_values.get(route).into_iter().flatten() {
+            secrets.add(v);
+        }
         for tool in &file.tools {
             if allow.as_ref().is_some_and(|a| !a.contains(&tool.name.as_str())) {
                 continue;
@@ -722,6 +725,22 @@ impl ToolServer for RestServer {
 #[cfg(test)]
 mod tests {
     use super::{origin_of, split_clean_url, ArgPlan, Position, TargetPlan};
+    use crate::tools::{Content, UpstreamResponse};
+
+    #[tokio::test]
+    async fn env_values_under_innocent_names_are_scrubbed_too() {
+        std::env::set_var("MCPGATE_TEST_TENANT_SECRET", "tenant-9f8e7d6c");
+        let yaml = "servers:\n  - name: t\n    type: rest\n    description: \"${MCPGATE_TEST_TENANT_SECRET}\"\n    server: {name: t}\n    tools:\n      - name: x\n        requestTemplate:\n          url: http://127.0.0.1:9/x\n          headers: [{key: X-Tenant, value: \"${MCPGATE_TEST_TENANT_SECRET}\"}]\n";
+        let config = crate::config::Config::parse(yaml, std::path::Path::new("/tmp/t.yaml")).unwrap();
+        // Once for the header; the description only describes.
+        assert_eq!(config.env_values.get("t"), Some(&vec!["tenant-9f8e7d6c".to_string()]));
+        let crate::config::ServerKind::Rest(rest) = &config.servers[0].kind else { panic!("a rest server") };
+        let cx = crate::runtime::BuildContext { base_dir: std::path::Path::new("/tmp"), upstream: &config.upstream, previous: None, env_values: &config.env_values };
+        let routes = crate::rest::build("t", rest, &cx).await.unwrap();
+        let headers = http::HeaderMap::new();
+        let r = routes[0].server.finish_http(0, &UpstreamResponse { status: 500, headers: &headers, body: b"X-Tenant: tenant-9f8e7d6c", truncated: false });
+        assert!(r.is_error && matches!(&r.content[0], Content::Text { text } if text.ends_with("X-Tenant: [redacted]")), "{r:?}");
+    }
 
     fn path_arg(wire: &str) -> ArgPlan {
         ArgPlan { name: wire.into(), wire: wire.into(), position: Position::Path, style: None, explode: None, default: None, fixed: None }

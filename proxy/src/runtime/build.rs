@@ -42,6 +42,8 @@ pub struct BuildContext<'a> {
     pub upstream: &'a UpstreamDefaults,
     /// The snapshot being replaced, if any (to reuse pools of unchanged sources).
     pub previous: Option<&'a Snapshot>,
+    /// `${ENV}` values in each server's entry, by server name (secrets to scrub).
+    pub env_values: &'a std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// One served route: a server with its prepared catalog and prebuilt `tools/list` pages.
@@ -108,7 +110,7 @@ const PARALLEL_BUILDS: usize = 16;
 /// reported is the first failing server's in config order, whatever finished first.
 pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
     use futures::StreamExt;
-    let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous };
+    let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous, env_values: &config.env_values };
     let cx = &cx;
     let mut routes = HashMap::with_hasher(foldhash::fast::RandomState::default());
     // `buffered` yields in config order; leaving at the first error drops (cancels) the
