@@ -148,16 +148,20 @@ impl Budget {
         Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
-    /// Reads a local document within the byte budget.
+    /// Reads a local document within the byte budget (read through a cap, not by its
+    /// stated size, so a FIFO or device cannot run on).
     async fn read(&mut self, path: &Path) -> Result<String, OpenApiError> {
+        use tokio::io::AsyncReadExt;
         let fail = |m: String| OpenApiError::Read { location: path.display().to_string(), message: m };
-        let len = tokio::fs::metadata(path).await.map_err(|e| fail(e.to_string()))?.len();
-        if len > self.room() as u64 {
+        let file = tokio::fs::File::open(path).await.map_err(|e| fail(e.to_string()))?;
+        let room = self.room();
+        let mut bytes = Vec::new();
+        file.take(room as u64 + 1).read_to_end(&mut bytes).await.map_err(|e| fail(e.to_string()))?;
+        if bytes.len() > room {
             return Err(fail(self.limits.too_large()));
         }
-        let text = tokio::fs::read_to_string(path).await.map_err(|e| fail(e.to_string()))?;
-        self.used += text.len();
-        Ok(text)
+        self.used += bytes.len();
+        String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8 text: {e}")))
     }
 }
 
@@ -348,5 +352,15 @@ mod tests {
         let d = Documents::load("api.yaml", dir.path()).await.unwrap();
         let e = d.expand(&json!({"$ref": "#/components/schemas/P"}));
         assert_eq!(e["properties"]["name"]["type"], "string");
+    }
+
+    #[tokio::test]
+    async fn documents_past_the_byte_budget_fail_naming_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big.yaml"), format!("openapi: 3.0.0\npaths: {{}}\nx: '{}'\n", "a".repeat(4096))).unwrap();
+        let small = Limits { max_bytes: 2048, timeout: Duration::from_secs(1) };
+        let e = Documents::load_with("big.yaml", dir.path(), small).await.err().unwrap().to_string();
+        assert!(e.contains("big.yaml") && e.contains("exceed the 2 KiB limit (upstream.max_spec_bytes)"), "{e}");
+        assert!(Documents::load_with("big.yaml", dir.path(), Limits { max_bytes: 8192, ..small }).await.is_ok());
     }
 }

@@ -114,10 +114,10 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     let cx = &cx;
     let mut routes = HashMap::with_hasher(foldhash::fast::RandomState::default());
     // `buffered` yields in config order; leaving at the first error drops (cancels) the
-    // builds still running.
-    // Collected first: a closure inside the stream's type defeats the `Send` proof the
-    // reloader's future needs.
-    let pending: Vec<_> = config.servers.iter().map(|server| build_entry(server, cx)).collect();
+    // builds still running. The futures are collected first: a closure inside the
+    // stream's type defeats the `Send` proof the reloader's future needs.
+    let database_turn = tokio::sync::Mutex::new(());
+    let pending: Vec<_> = config.servers.iter().map(|server| build_entry(server, cx, &database_turn)).collect();
     let mut builds = futures::stream::iter(pending).buffered(PARALLEL_BUILDS);
     while let Some((server, fingerprint, built)) = builds.next().await {
         let err = |message: String| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message };
@@ -139,8 +139,14 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     Ok(Snapshot { config, routes, generation, sessions, origin })
 }
 
-/// One config entry built (or reused), with its fingerprint.
-async fn build_entry<'a>(server: &'a ServerConfig, cx: &BuildContext<'_>) -> (&'a ServerConfig, String, Result<Vec<BuiltRoute>, String>) {
+/// One config entry built (or reused), with its fingerprint. Database entries take turns
+/// (`database_turn`, FIFO, so in config order), as they did before builds overlapped:
+/// entries may share one SQLite file that the first one seeds.
+async fn build_entry<'a>(server: &'a ServerConfig, cx: &BuildContext<'_>, database_turn: &tokio::sync::Mutex<()>) -> (&'a ServerConfig, String, Result<Vec<BuiltRoute>, String>) {
+    let _turn = match &server.kind {
+        ServerKind::Database(_) => Some(database_turn.lock().await),
+        _ => None,
+    };
     let fingerprint = fingerprint(server, cx.base_dir).await;
     if let ServerKind::Database(d) = &server.kind {
         crate::database::warn_at_load(&server.name, d);
