@@ -5,18 +5,29 @@
 
 use serde_yaml::Value as Yaml;
 
-/// Replaces references in every string scalar of `doc`; on failure returns the field path
-/// and the message.
-pub fn substitute(doc: &mut Yaml, path: &mut String) -> Result<(), (String, String)> {
+/// Replaces references in every string scalar of `doc`, recording in `found` each value
+/// taken from the environment with its field path (secrets are passed this way, and
+/// what carries them must not echo them); on failure returns the field path and the
+/// message.
+pub fn substitute(doc: &mut Yaml, path: &mut String, found: &mut Vec<(String, String)>) -> Result<(), (String, String)> {
     match doc {
         Yaml::String(s) if s.contains('$') => {
-            *s = expand(s).map_err(|m| (path.clone(), m))?;
+            let taken = std::cell::RefCell::new(Vec::new());
+            *s = expand_with(s, |k| {
+                let v = std::env::var(k).ok();
+                if let Some(v) = &v {
+                    taken.borrow_mut().push(v.clone());
+                }
+                v
+            })
+            .map_err(|m| (path.clone(), m))?;
+            found.extend(taken.into_inner().into_iter().map(|v| (path.clone(), v)));
         }
         Yaml::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                substitute(item, path)?;
+                substitute(item, path, found)?;
                 path.truncate(len);
             }
         }
@@ -27,7 +38,7 @@ pub fn substitute(doc: &mut Yaml, path: &mut String) -> Result<(), (String, Stri
                     path.push('.');
                 }
                 path.push_str(k.as_str().unwrap_or("?"));
-                substitute(v, path)?;
+                substitute(v, path, found)?;
                 path.truncate(len);
             }
         }

@@ -73,6 +73,11 @@ pub struct Config {
     /// The file this config was read from.
     #[serde(skip)]
     pub path: PathBuf,
+    /// Values `${ENV}` references took inside each server's entry, by server name, except
+    /// in fields that only locate or describe it (`spec`, `base_url`, `file`, timeouts):
+    /// REST and OpenAPI servers scrub them from what clients see.
+    #[serde(skip)]
+    pub env_values: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -290,6 +295,14 @@ pub struct UpstreamDefaults {
     /// response_body_filter), which streams but costs two extra writes per call.
     #[serde(default)]
     pub mode: UpstreamMode,
+    /// Largest OpenAPI document set (the spec and the files its `$ref`s name, together)
+    /// read for one server (default 16MiB); a larger one fails that server's build.
+    #[serde(default = "default_max_spec")]
+    pub max_spec_bytes: Size,
+    /// Deadline for fetching one server's OpenAPI documents by URL, connecting included
+    /// (default 10s), so an unanswering spec URL cannot hold a reload.
+    #[serde(default = "default_spec_timeout")]
+    pub spec_timeout: Dur,
 }
 
 /// See [`UpstreamDefaults::mode`].
@@ -312,10 +325,23 @@ fn default_call_timeout() -> Dur {
 fn default_max_response() -> Size {
     Size(4 << 20)
 }
+fn default_max_spec() -> Size {
+    Size(16 << 20)
+}
+fn default_spec_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(10))
+}
 
 impl Default for UpstreamDefaults {
     fn default() -> Self {
-        UpstreamDefaults { connect_timeout: default_connect_timeout(), timeout: default_call_timeout(), max_response_bytes: default_max_response(), mode: UpstreamMode::default() }
+        UpstreamDefaults {
+            connect_timeout: default_connect_timeout(),
+            timeout: default_call_timeout(),
+            max_response_bytes: default_max_response(),
+            mode: UpstreamMode::default(),
+            max_spec_bytes: default_max_spec(),
+            spec_timeout: default_spec_timeout(),
+        }
     }
 }
 
@@ -372,7 +398,8 @@ impl Config {
         if doc.is_null() {
             doc = Yaml::Mapping(Default::default());
         }
-        env::substitute(&mut doc, &mut String::new()).map_err(|(field, msg)| ConfigError::new(path, Some(format!("field `{field}`")), msg))?;
+        let mut from_env = Vec::new();
+        env::substitute(&mut doc, &mut String::new(), &mut from_env).map_err(|(field, msg)| ConfigError::new(path, Some(format!("field `{field}`")), msg))?;
         let Yaml::Mapping(mut map) = doc else {
             return Err(ConfigError::new(path, None, "the config must be a YAML mapping"));
         };
@@ -380,6 +407,7 @@ impl Config {
         let mut config: Config = serde_yaml::from_value(Yaml::Mapping(map)).map_err(|e| ConfigError::new(path, None, e.to_string()))?;
         config.path = path.to_path_buf();
         config.servers = parse_servers(servers, path)?;
+        config.env_values = server_env_values(&config.servers, from_env);
         config.validate()?;
         Ok(config)
     }
@@ -437,6 +465,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Groups `${ENV}` values found at `servers[i].field…` by server name (see
+/// [`Config::env_values`]).
+fn server_env_values(servers: &[ServerConfig], found: Vec<(String, String)>) -> std::collections::BTreeMap<String, Vec<String>> {
+    const NOT_SECRET: [&str; 9] = ["name", "type", "description", "spec", "base_url", "file", "timeout", "connect_timeout", "max_response_bytes"];
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (field, value) in found {
+        let Some((index, rest)) = field.strip_prefix("servers[").and_then(|r| r.split_once(']')) else { continue };
+        let first = rest.trim_start_matches('.').split(['.', '[']).next().unwrap_or("");
+        if let (Some(server), false) = (index.parse::<usize>().ok().and_then(|i| servers.get(i)), NOT_SECRET.contains(&first)) {
+            out.entry(server.name.clone()).or_default().push(value);
+        }
+    }
+    out
 }
 
 fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, ConfigError> {

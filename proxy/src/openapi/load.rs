@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -37,13 +38,131 @@ pub fn parse_text(text: &str, what: &str) -> Result<Value, OpenApiError> {
     serde_yaml::from_str::<Value>(text).map_err(|e| OpenApiError::Parse { location: what.to_string(), message: e.to_string() })
 }
 
-async fn fetch(url: &url::Url) -> Result<String, OpenApiError> {
-    let fail = |m: String| OpenApiError::Fetch { location: url.to_string(), message: m };
-    let resp = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| fail(e.to_string()))?.get(url.clone()).send().await.map_err(|e| fail(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!("HTTP {}", resp.status())));
+/// Bounds on reading one server's OpenAPI documents (the spec and every file its `$ref`s
+/// name, together): a spec URL that serves an endless body or never answers fails the
+/// build quickly instead of holding a reload and its memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes read in all (`upstream.max_spec_bytes`).
+    pub max_bytes: usize,
+    /// Deadline for all fetches by URL, connecting included (`upstream.spec_timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::from_upstream(&crate::config::UpstreamDefaults::default())
     }
-    resp.text().await.map_err(|e| fail(e.to_string()))
+}
+
+impl Limits {
+    /// The limits a config sets.
+    pub fn from_upstream(u: &crate::config::UpstreamDefaults) -> Self {
+        Limits { max_bytes: u.max_spec_bytes.0, timeout: u.spec_timeout.0 }
+    }
+
+    fn too_large(&self) -> String {
+        format!("the OpenAPI document(s) exceed the {} limit (upstream.max_spec_bytes)", human_size(self.max_bytes))
+    }
+}
+
+/// `16 MiB`, `512 KiB`, `1000 bytes`.
+fn human_size(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// An error and its causes on one line (reqwest's own text is only the outermost).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// What one server's document loading has used of its [`Limits`].
+struct Budget {
+    limits: Limits,
+    deadline: Instant,
+    used: usize,
+    client: Option<reqwest::Client>,
+}
+
+impl Budget {
+    fn new(limits: Limits) -> Self {
+        Budget { limits, deadline: Instant::now() + limits.timeout, used: 0, client: None }
+    }
+
+    fn room(&self) -> usize {
+        self.limits.max_bytes.saturating_sub(self.used)
+    }
+
+    /// Fetches a document by URL within what is left of the deadline and the byte budget;
+    /// the body is read chunk by chunk and abandoned once past the budget.
+    async fn fetch(&mut self, url: &url::Url) -> Result<String, OpenApiError> {
+        let fail = |m: String| OpenApiError::Fetch { location: url.to_string(), message: m };
+        let timeout = self.limits.timeout;
+        let late = || fail(format!("no complete answer within {} (upstream.spec_timeout)", humantime::format_duration(timeout)));
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(late());
+        }
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => {
+                let c = reqwest::Client::builder().connect_timeout(timeout).build().map_err(|e| fail(e.to_string()))?;
+                self.client.insert(c).clone()
+            }
+        };
+        let room = self.room();
+        let too_large = self.limits.too_large();
+        let body = async {
+            let mut resp = client.get(url.clone()).send().await.map_err(|e| fail(causes(&e.without_url())))?;
+            if !resp.status().is_success() {
+                return Err(fail(format!("HTTP {}", resp.status())));
+            }
+            if resp.content_length().is_some_and(|n| n > room as u64) {
+                return Err(fail(too_large.clone()));
+            }
+            // Chunks are kept as they came and joined once at the end: a growing buffer
+            // would briefly hold twice the cap while it reallocates.
+            let (mut chunks, mut len) = (Vec::new(), 0usize);
+            while let Some(chunk) = resp.chunk().await.map_err(|e| fail(causes(&e.without_url())))? {
+                if chunk.len() > room - len {
+                    return Err(fail(too_large.clone()));
+                }
+                len += chunk.len();
+                chunks.push(chunk);
+            }
+            Ok(chunks.concat())
+        };
+        let buf = tokio::time::timeout(left, body).await.map_err(|_| late())??;
+        self.used += buf.len();
+        Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    /// Reads a local document within the byte budget (read through a cap, not by its
+    /// stated size, so a FIFO or device cannot run on).
+    async fn read(&mut self, path: &Path) -> Result<String, OpenApiError> {
+        use tokio::io::AsyncReadExt;
+        let fail = |m: String| OpenApiError::Read { location: path.display().to_string(), message: m };
+        let file = tokio::fs::File::open(path).await.map_err(|e| fail(e.to_string()))?;
+        let room = self.room();
+        let mut bytes = Vec::new();
+        file.take(room as u64 + 1).read_to_end(&mut bytes).await.map_err(|e| fail(e.to_string()))?;
+        if bytes.len() > room {
+            return Err(fail(self.limits.too_large()));
+        }
+        self.used += bytes.len();
+        String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8 text: {e}")))
+    }
 }
 
 /// The spec's location: a URL or a path relative to `base_dir`.
@@ -56,20 +175,27 @@ pub fn locate(source: &str, base_dir: &Path) -> Result<(String, bool), OpenApiEr
 }
 
 impl Documents {
-    /// Loads the root document.
+    /// Loads the root document and the documents it refers to, under the default
+    /// [`Limits`].
     pub async fn load(source: &str, base_dir: &Path) -> Result<Documents, OpenApiError> {
+        Self::load_with(source, base_dir, Limits::default()).await
+    }
+
+    /// Loads the root document and the documents it refers to, under `limits`.
+    pub async fn load_with(source: &str, base_dir: &Path, limits: Limits) -> Result<Documents, OpenApiError> {
+        let mut budget = Budget::new(limits);
         let (loc, is_url) = locate(source, base_dir)?;
         let (text, base) = if is_url {
             let url = url::Url::parse(&loc).map_err(|e| OpenApiError::Fetch { location: loc.clone(), message: e.to_string() })?;
-            (fetch(&url).await?, Base::Url(url))
+            (budget.fetch(&url).await?, Base::Url(url))
         } else {
             let path = PathBuf::from(&loc);
-            let text = tokio::fs::read_to_string(&path).await.map_err(|e| OpenApiError::Read { location: loc.clone(), message: e.to_string() })?;
-            (text, Base::File(path))
+            (budget.read(&path).await?, Base::File(path))
         };
         let root = parse_text(&text, &loc)?;
+        drop(text);
         let mut docs = Documents { root, root_key: loc, others: HashMap::new(), base };
-        docs.preload_external().await;
+        docs.preload_external(&mut budget).await;
         Ok(docs)
     }
 
@@ -97,7 +223,7 @@ impl Documents {
     }
 
     /// Loads every other document referenced (transitively), so resolution is synchronous.
-    async fn preload_external(&mut self) {
+    async fn preload_external(&mut self, budget: &mut Budget) {
         let mut pending: Vec<String> = Vec::new();
         collect_files(&self.root, &mut pending);
         let mut seen = 0;
@@ -112,8 +238,8 @@ impl Documents {
                 continue;
             }
             let text = match &base {
-                Base::File(p) => tokio::fs::read_to_string(p).await.map_err(|e| e.to_string()),
-                Base::Url(u) => fetch(u).await.map_err(|e| e.to_string()),
+                Base::File(p) => budget.read(p).await,
+                Base::Url(u) => budget.fetch(u).await,
             };
             match text.map_err(|e| e.to_string()).and_then(|t| parse_text(&t, &key).map_err(|e| e.to_string())) {
                 Ok(v) => {
@@ -226,5 +352,15 @@ mod tests {
         let d = Documents::load("api.yaml", dir.path()).await.unwrap();
         let e = d.expand(&json!({"$ref": "#/components/schemas/P"}));
         assert_eq!(e["properties"]["name"]["type"], "string");
+    }
+
+    #[tokio::test]
+    async fn documents_past_the_byte_budget_fail_naming_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big.yaml"), format!("openapi: 3.0.0\npaths: {{}}\nx: '{}'\n", "a".repeat(4096))).unwrap();
+        let small = Limits { max_bytes: 2048, timeout: Duration::from_secs(1) };
+        let e = Documents::load_with("big.yaml", dir.path(), small).await.err().unwrap().to_string();
+        assert!(e.contains("big.yaml") && e.contains("exceed the 2 KiB limit (upstream.max_spec_bytes)"), "{e}");
+        assert!(Documents::load_with("big.yaml", dir.path(), Limits { max_bytes: 8192, ..small }).await.is_ok());
     }
 }

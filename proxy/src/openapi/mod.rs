@@ -208,7 +208,7 @@ pub fn select(cfg: &OpenApiServerConfig, operations: Vec<convert::Operation>) ->
 
 /// Builds the route for a `type: openapi` server.
 pub async fn build(name: &str, cfg: &OpenApiServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, OpenApiError> {
-    let docs = load::Documents::load(&cfg.spec, cx.base_dir).await?;
+    let docs = load::Documents::load_with(&cfg.spec, cx.base_dir, load::Limits::from_upstream(cx.upstream)).await?;
     let converted = convert::convert(&docs, cfg.base_url.as_deref(), name)?;
     if !converted.skipped.is_empty() {
         log::info!("server `{name}`: {} operation(s) skipped (reasons logged above)", converted.skipped.len());

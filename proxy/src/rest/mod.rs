@@ -6,6 +6,7 @@
 pub mod model;
 pub mod request;
 pub mod response;
+pub mod scrub;
 pub mod server;
 pub mod template;
 

@@ -23,7 +23,16 @@ pub struct ResponsePlan {
     pub error: Option<Template>,
     /// What the request was, for error messages (`GET /pets/{id}`; never the query).
     pub label: String,
+    /// Whether the tool declares an `outputSchema`: a client then expects structured
+    /// content, so a reply that cannot be passed as such is an error rather than text.
+    pub structured_required: bool,
 }
+
+/// Deepest nesting of arrays and objects passed on as `structuredContent`. The JSON-RPC
+/// reply adds three levels around it, and common client parsers stop at 128 (serde_json)
+/// or 200 (pydantic/jiter, the Python SDK), where a deeper reply makes the client fail or
+/// hang; real APIs stay far below. A deeper body is still returned as text, with a note.
+pub const MAX_JSON_DEPTH: usize = 64;
 
 /// Longest body excerpt quoted in an error.
 const EXCERPT: usize = 1024;
@@ -57,13 +66,61 @@ fn truncation_note(resp: &UpstreamResponse<'_>) -> Option<String> {
     resp.truncated.then(|| format!("\n[truncated: the response exceeded {} bytes (max_response_bytes)]", resp.body.len()))
 }
 
-/// The body as a structured result when it is one JSON object: validated in place and
-/// kept as text, so it is never parsed into a tree only to be printed again.
-fn json_object(body: &str) -> Option<Structured> {
-    if !body.trim_start().starts_with('{') {
-        return None;
+/// Whether JSON text nests arrays/objects deeper than `max` levels: a byte scan that
+/// skips strings, never a parse. Most bodies hold fewer brackets than the limit in all,
+/// which one vectorized count settles.
+pub fn nests_deeper_than(body: &[u8], max: usize) -> bool {
+    if body.iter().filter(|&&b| b == b'[' || b == b'{').count() <= max {
+        return false;
     }
-    serde_json::from_str::<&RawValue>(body).ok().map(|raw| Structured::Raw(raw.to_owned()))
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                i += 1;
+                while i < body.len() && body[i] != b'"' {
+                    i += if body[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// What a client sees in place of a structured body that nests too deeply.
+fn depth_note() -> String {
+    format!("[not passed as structuredContent: the response nests deeper than {MAX_JSON_DEPTH} levels, which MCP clients' JSON parsers may not handle]")
+}
+
+/// A JSON object body as a structured result.
+enum Object {
+    /// Validated in place and kept as text, so it is never parsed into a tree only to be
+    /// printed again.
+    Raw(Box<RawValue>),
+    /// An object nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+    /// Not a JSON object.
+    No,
+}
+
+fn json_object(body: &str) -> Object {
+    if !body.trim_start().starts_with('{') {
+        return Object::No;
+    }
+    if nests_deeper_than(body.as_bytes(), MAX_JSON_DEPTH) {
+        return Object::TooDeep;
+    }
+    serde_json::from_str::<&RawValue>(body).map_or(Object::No, |raw| Object::Raw(raw.to_owned()))
 }
 
 impl ResponsePlan {
@@ -90,9 +147,13 @@ impl ResponsePlan {
         }
         // `from_utf8` checks ASCII a word at a time; the lossy form only for other text.
         let raw = std::str::from_utf8(resp.body).map_or_else(|_| String::from_utf8_lossy(resp.body), Cow::Borrowed);
+        let too_deep;
         let (text, structured) = match &self.body {
             Some(t) => {
-                let json: Option<Value> = if resp.truncated { None } else { serde_json::from_slice(resp.body).ok() };
+                too_deep = !resp.truncated && nests_deeper_than(resp.body, MAX_JSON_DEPTH);
+                // A body too deep for clients is too deep to parse here too: the template
+                // sees it as text.
+                let json: Option<Value> = if resp.truncated || too_deep { None } else { serde_json::from_slice(resp.body).ok() };
                 let root = json.clone().unwrap_or_else(|| Value::String(raw.to_string()));
                 match t.render(&Data { root: &root, root_text: Some(&raw), client_ip }) {
                     Ok(s) => (s, json.filter(Value::is_object).map(Structured::Value)),
@@ -105,13 +166,23 @@ impl ResponsePlan {
                     (p, a) => format!("{}{}{}", p.as_deref().unwrap_or(""), raw, a.as_deref().unwrap_or("")),
                 };
                 // Only a body that is valid UTF-8 as sent (`raw` borrowed) can be passed through.
-                (text, if resp.truncated || matches!(raw, Cow::Owned(_)) { None } else { json_object(&raw) })
+                let object = if resp.truncated || matches!(raw, Cow::Owned(_)) { Object::No } else { json_object(&raw) };
+                too_deep = matches!(object, Object::TooDeep);
+                (text, if let Object::Raw(r) = object { Some(Structured::Raw(r)) } else { None })
             }
         };
         let text = match truncation_note(resp) {
             Some(note) => text + &note,
             None => text,
         };
+        if too_deep {
+            // The text stays as the API sent it (a JSON string nests nothing); the note says
+            // why the structured copy is missing.
+            if self.structured_required {
+                return CallToolResult::error(format!("{} returned a result this tool cannot pass on: {}", self.label, depth_note().trim_matches(['[', ']'])));
+            }
+            return CallToolResult { content: vec![Content::Text { text }, Content::Text { text: depth_note() }], structured_content: None, is_error: false };
+        }
         CallToolResult { content: vec![Content::Text { text }], structured_content: structured, is_error: false }
     }
 
@@ -178,5 +249,31 @@ mod tests {
         let r = ResponsePlan::default().map(&UpstreamResponse { status: 200, headers: &h, body: b"{\"a\":", truncated: true }, None);
         assert!(r.structured_content.is_none());
         assert!(matches!(&r.content[0], Content::Text { text } if text.contains("[truncated")));
+    }
+
+    #[test]
+    fn depth_is_counted_outside_strings() {
+        let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(deep(MAX_JSON_DEPTH - 1).as_bytes(), MAX_JSON_DEPTH));
+        assert!(nests_deeper_than(deep(MAX_JSON_DEPTH).as_bytes(), MAX_JSON_DEPTH));
+        // Brackets inside strings (escaped quotes too) do not nest.
+        let text = format!("{{\"s\":\"\\\"{}\"}}", "[".repeat(500));
+        assert!(!nests_deeper_than(text.as_bytes(), MAX_JSON_DEPTH));
+        // Many siblings are not depth.
+        assert!(!nests_deeper_than(format!("[{}1]", "[],".repeat(1000)).as_bytes(), MAX_JSON_DEPTH));
+    }
+
+    #[test]
+    fn too_deep_bodies_come_back_as_text_with_a_note() {
+        let body = format!("{{\"a\":{}1{}}}", "[".repeat(200_000), "]".repeat(200_000));
+        let mut h = http::HeaderMap::new();
+        let r = ResponsePlan::default().map(&resp(200, "application/json", body.as_bytes(), &mut h), None);
+        assert!(r.structured_content.is_none() && !r.is_error);
+        assert!(matches!(&r.content[0], Content::Text { text } if text.len() == body.len()));
+        assert!(matches!(&r.content[1], Content::Text { text } if text.contains("deeper than 64 levels")));
+        let mut h = http::HeaderMap::new();
+        let plan = ResponsePlan { structured_required: true, label: "GET /deep".into(), ..Default::default() };
+        let r = plan.map(&resp(200, "application/json", body.as_bytes(), &mut h), None);
+        assert!(r.is_error && matches!(&r.content[0], Content::Text { text } if text.starts_with("GET /deep returned") && text.len() < 300));
     }
 }

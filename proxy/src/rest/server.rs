@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use super::model::{RestTool, RestToolArg, RestToolsFile, SecurityRequirement, SecurityScheme};
 use super::request::{self, ArgPlan, Position};
 use super::response::ResponsePlan;
+use super::scrub::{sensitive_name, Scrubber, SecretSet};
 use super::template::{Context, Data, Template};
 use super::{RestError, RestSettings};
 use crate::tools::{CallContext, CallOutcome, CallToolResult, HttpCall, ToolAnnotations, ToolDef, ToolServer, UpstreamResponse, UpstreamTarget};
@@ -149,6 +150,9 @@ pub struct RestServer {
     tools: Vec<Prepared>,
     config: Value,
     max_response_bytes: usize,
+    /// Removes this server's configured secrets from everything upstream-derived a client
+    /// sees (error excerpts, echoed requests, headers quoted by error templates).
+    scrubber: Scrubber,
 }
 
 fn err(route: &str, tool: &str, msg: impl std::fmt::Display) -> RestError {
@@ -158,7 +162,7 @@ fn err(route: &str, tool: &str, msg: impl std::fmt::Display) -> RestError {
 impl RestServer {
     /// Prepares a tool file for serving: parses templates, resolves upstream hosts, builds
     /// input schemas. Fails with a message naming the tool and the construct at fault.
-    pub async fn new(route: &str, file: RestToolsFile, settings: RestSettings, _cx: &crate::runtime::BuildContext<'_>) -> Result<RestServer, RestError> {
+    pub async fn new(route: &str, file: RestToolsFile, settings: RestSettings, cx: &crate::runtime::BuildContext<'_>) -> Result<RestServer, RestError> {
         if file.tool_set.is_some() {
             return Err(RestError::Unsupported(format!("server `{route}`: `toolSet` composition is not supported yet; list the tools directly")));
         }
@@ -170,11 +174,16 @@ impl RestServer {
         let mut targets: HashMap<String, Arc<UpstreamTarget>> = HashMap::new();
         let mut defs = Vec::new();
         let mut tools = Vec::new();
+        let mut secrets = SecretSet::default();
+        config_secrets(&config, false, &mut secrets);
+        for v in cx.env_values.get(route).into_iter().flatten() {
+            secrets.add(v);
+        }
         for tool in &file.tools {
             if allow.as_ref().is_some_and(|a| !a.contains(&tool.name.as_str())) {
                 continue;
             }
-            let prepared = prepare(route, tool, &file, &settings, &config, &mut targets).await?;
+            let prepared = prepare(route, tool, &file, &settings, &config, &mut targets, &mut secrets).await?;
             if let Security::Missing(m) = &prepared.security {
                 log::warn!("server `{route}`, tool `{}`: {m}", tool.name);
             }
@@ -188,7 +197,19 @@ impl RestServer {
                 }
             }
         }
-        Ok(RestServer { defs, tools, config, max_response_bytes: settings.max_response_bytes })
+        Ok(RestServer { defs, tools, config, max_response_bytes: settings.max_response_bytes, scrubber: secrets.build() })
+    }
+}
+
+/// Values in `server.config` under secret-sounding keys (`apiKey`, `token`, ...), at any
+/// depth: templates put them into requests.
+fn config_secrets(v: &Value, under_secret: bool, out: &mut SecretSet) {
+    match v {
+        Value::Object(m) => m.iter().for_each(|(k, v)| config_secrets(v, under_secret || sensitive_name(k), out)),
+        Value::Array(a) => a.iter().for_each(|v| config_secrets(v, under_secret, out)),
+        Value::String(s) if under_secret => out.add(s),
+        Value::Number(n) if under_secret => out.add(&n.to_string()),
+        _ => {}
     }
 }
 
@@ -255,7 +276,7 @@ fn tool_def(tool: &RestTool) -> ToolDef {
     }
 }
 
-async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &RestSettings, config: &Value, targets: &mut HashMap<String, Arc<UpstreamTarget>>) -> Result<Prepared, RestError> {
+async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &RestSettings, config: &Value, targets: &mut HashMap<String, Arc<UpstreamTarget>>, secrets: &mut SecretSet) -> Result<Prepared, RestError> {
     let e = |m: String| err(route, &tool.name, m);
     let rt = &tool.request_template;
     let resp = &tool.response_template;
@@ -273,6 +294,7 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
         append: resp.append_body.clone(),
         error: tool.error_response_template.as_deref().map(|b| parse(b, Context::Text, "errorResponseTemplate")).transpose()?,
         label: String::new(),
+        structured_required: tool.output_schema.as_ref().is_some_and(|s| s.get("type").and_then(Value::as_str) == Some("object")),
     };
     let args = tool
         .args
@@ -353,8 +375,9 @@ async fn prepare(route: &str, tool: &RestTool, file: &RestToolsFile, settings: &
     let requirement = rt.security.as_ref().or(file.server.default_upstream_security.as_ref());
     let security = match requirement {
         None => Security::None,
-        Some(r) => resolve_security(r, &file.server.security_schemes, settings).map_err(e)?,
+        Some(r) => resolve_security(r, &file.server.security_schemes, settings, secrets).map_err(e)?,
     };
+    literal_secrets(tool, &parsed, &headers, config, secrets);
     let passthrough_auth = file.server.passthrough_auth_header.unwrap_or(false) || tool.security.as_ref().or(file.server.default_downstream_security.as_ref()).is_some_and(|s| s.passthrough);
     let label = format!("{method} {}", parsed.path());
     let defaults = if rt.args_to_url_param {
@@ -427,7 +450,30 @@ async fn resolve(url: &url::Url, settings: &RestSettings, cache: &mut HashMap<St
     Ok(target)
 }
 
-fn resolve_security(r: &SecurityRequirement, schemes: &[SecurityScheme], settings: &RestSettings) -> Result<Security, String> {
+/// Secrets a tool sends from its own definition: values of secret-sounding query
+/// parameters in its URL, the URL's password, secret-sounding headers (as they render
+/// from `server.config`) and fixed arguments.
+fn literal_secrets(tool: &RestTool, url: &url::Url, headers: &[(http::HeaderName, Template)], config: &Value, out: &mut SecretSet) {
+    if let Some(p) = url.password() {
+        out.add(&percent_encoding::percent_decode_str(p).decode_utf8_lossy());
+    }
+    for (_, v) in url.query_pairs().filter(|(k, _)| sensitive_name(k)) {
+        out.add(&v);
+    }
+    let root = json!({"config": config, "args": {}});
+    for (_, t) in headers.iter().filter(|(n, _)| sensitive_name(n.as_str())) {
+        if let Ok(v) = t.render(&Data { root: &root, root_text: None, client_ip: None }) {
+            out.add_header_value(&v);
+        }
+    }
+    for a in tool.args.iter().filter(|a| sensitive_name(&a.name) || a.wire_name.as_deref().is_some_and(sensitive_name)) {
+        if let Some(v) = &a.fixed {
+            out.add(&request::scalar_text(v));
+        }
+    }
+}
+
+fn resolve_security(r: &SecurityRequirement, schemes: &[SecurityScheme], settings: &RestSettings, secrets: &mut SecretSet) -> Result<Security, String> {
     let scheme = schemes.iter().find(|s| s.id == r.id).ok_or_else(|| format!("security scheme `{}` is not defined in server.securitySchemes", r.id))?;
     let Some(cred) = settings.credentials.get(&r.id).cloned().or_else(|| r.credential.clone()).or_else(|| scheme.default_credential.clone()).filter(|c| !c.is_empty()) else {
         return Ok(Security::Missing(format!("no credential for security scheme `{}`: set `credentials: {{{}: ...}}` in the server's config", r.id, r.id)));
@@ -436,6 +482,11 @@ fn resolve_security(r: &SecurityRequirement, schemes: &[SecurityScheme], setting
         return Err(format!("the credential for `{}` contains a line break", r.id));
     }
     let hv = |s: String| http::HeaderValue::from_str(&s).map_err(|_| format!("the credential for `{}` is not a valid header value", r.id));
+    if scheme.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("basic")) {
+        secrets.add_basic(&cred);
+    } else {
+        secrets.add(&cred);
+    }
     let cred = match (scheme.kind.as_str(), scheme.scheme.as_deref().map(str::to_ascii_lowercase).as_deref(), scheme.location.as_deref()) {
         ("http", Some("basic"), _) => Credential::Header(http::header::AUTHORIZATION, hv(format!("Basic {}", STANDARD.encode(cred)))?),
         ("http", Some("bearer"), _) => Credential::Header(http::header::AUTHORIZATION, hv(format!("Bearer {cred}"))?),
@@ -665,7 +716,7 @@ impl ToolServer for RestServer {
 
     fn finish_http(&self, index: usize, response: &UpstreamResponse<'_>) -> CallToolResult {
         match self.tools.get(index) {
-            Some(t) => t.response.map(response, None),
+            Some(t) => self.scrubber.scrub_result(t.response.map(response, None)),
             None => CallToolResult::error("unknown tool"),
         }
     }
@@ -674,6 +725,22 @@ impl ToolServer for RestServer {
 #[cfg(test)]
 mod tests {
     use super::{origin_of, split_clean_url, ArgPlan, Position, TargetPlan};
+    use crate::tools::{Content, UpstreamResponse};
+
+    #[tokio::test]
+    async fn env_values_under_innocent_names_are_scrubbed_too() {
+        std::env::set_var("MCPGATE_TEST_TENANT_SECRET", "tenant-9f8e7d6c");
+        let yaml = "servers:\n  - name: t\n    type: rest\n    description: \"${MCPGATE_TEST_TENANT_SECRET}\"\n    server: {name: t}\n    tools:\n      - name: x\n        requestTemplate:\n          url: http://127.0.0.1:9/x\n          headers: [{key: X-Tenant, value: \"${MCPGATE_TEST_TENANT_SECRET}\"}]\n";
+        let config = crate::config::Config::parse(yaml, std::path::Path::new("/tmp/t.yaml")).unwrap();
+        // Once for the header; the description only describes.
+        assert_eq!(config.env_values.get("t"), Some(&vec!["tenant-9f8e7d6c".to_string()]));
+        let crate::config::ServerKind::Rest(rest) = &config.servers[0].kind else { panic!("a rest server") };
+        let cx = crate::runtime::BuildContext { base_dir: std::path::Path::new("/tmp"), upstream: &config.upstream, previous: None, env_values: &config.env_values };
+        let routes = crate::rest::build("t", rest, &cx).await.unwrap();
+        let headers = http::HeaderMap::new();
+        let r = routes[0].server.finish_http(0, &UpstreamResponse { status: 500, headers: &headers, body: b"X-Tenant: tenant-9f8e7d6c", truncated: false });
+        assert!(r.is_error && matches!(&r.content[0], Content::Text { text } if text.ends_with("X-Tenant: [redacted]")), "{r:?}");
+    }
 
     fn path_arg(wire: &str) -> ArgPlan {
         ArgPlan { name: wire.into(), wire: wire.into(), position: Position::Path, style: None, explode: None, default: None, fixed: None }

@@ -42,6 +42,8 @@ pub struct BuildContext<'a> {
     pub upstream: &'a UpstreamDefaults,
     /// The snapshot being replaced, if any (to reuse pools of unchanged sources).
     pub previous: Option<&'a Snapshot>,
+    /// `${ENV}` values in each server's entry, by server name (secrets to scrub).
+    pub env_values: &'a std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// One served route: a server with its prepared catalog and prebuilt `tools/list` pages.
@@ -99,22 +101,27 @@ impl Snapshot {
     }
 }
 
+/// How many servers build at once: spec downloads, DNS lookups and database checks
+/// overlap, so one slow server does not add its time to every other's.
+const PARALLEL_BUILDS: usize = 16;
+
 /// Builds a snapshot; any server that fails to build fails the whole snapshot, so an
-/// invalid config never replaces a valid one.
+/// invalid config never replaces a valid one. Servers build concurrently; the error
+/// reported is the first failing server's in config order, whatever finished first.
 pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
-    let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous };
+    use futures::StreamExt;
+    let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous, env_values: &config.env_values };
+    let cx = &cx;
     let mut routes = HashMap::with_hasher(foldhash::fast::RandomState::default());
-    for server in &config.servers {
-        let fingerprint = fingerprint(server, cx.base_dir).await;
+    // `buffered` yields in config order; leaving at the first error drops (cancels) the
+    // builds still running. The futures are collected first: a closure inside the
+    // stream's type defeats the `Send` proof the reloader's future needs.
+    let database_turn = tokio::sync::Mutex::new(());
+    let pending: Vec<_> = config.servers.iter().map(|server| build_entry(server, cx, &database_turn)).collect();
+    let mut builds = futures::stream::iter(pending).buffered(PARALLEL_BUILDS);
+    while let Some((server, fingerprint, built)) = builds.next().await {
         let err = |message: String| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message };
-        if let ServerKind::Database(d) = &server.kind {
-            crate::database::warn_at_load(&server.name, d);
-        }
-        let built = match reusable_routes(server, &cx, &fingerprint) {
-            Some(reused) => reused,
-            None => build_server(server, &cx).await.map_err(err)?,
-        };
-        for b in built {
+        for b in built.map_err(err)? {
             if routes.contains_key(&b.name) {
                 return Err(err(format!("route `{}` is defined twice", b.name)));
             }
@@ -122,6 +129,7 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
             routes.insert(route.name.clone(), Arc::new(route));
         }
     }
+    drop(builds);
     let generation = previous.map_or(1, |p| p.generation + 1);
     let sessions = match previous {
         Some(p) if p.config.session == config.session => p.sessions.clone(),
@@ -129,6 +137,25 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     };
     let origin = OriginPolicy::new(&config);
     Ok(Snapshot { config, routes, generation, sessions, origin })
+}
+
+/// One config entry built (or reused), with its fingerprint. Database entries take turns
+/// (`database_turn`, FIFO, so in config order), as they did before builds overlapped:
+/// entries may share one SQLite file that the first one seeds.
+async fn build_entry<'a>(server: &'a ServerConfig, cx: &BuildContext<'_>, database_turn: &tokio::sync::Mutex<()>) -> (&'a ServerConfig, String, Result<Vec<BuiltRoute>, String>) {
+    let _turn = match &server.kind {
+        ServerKind::Database(_) => Some(database_turn.lock().await),
+        _ => None,
+    };
+    let fingerprint = fingerprint(server, cx.base_dir).await;
+    if let ServerKind::Database(d) = &server.kind {
+        crate::database::warn_at_load(&server.name, d);
+    }
+    let built = match reusable_routes(server, cx, &fingerprint) {
+        Some(reused) => Ok(reused),
+        None => build_server(server, cx).await,
+    };
+    (server, fingerprint, built)
 }
 
 /// What decides whether a reload may keep a server's routes: its config entry and, for a

@@ -18,7 +18,12 @@ use crate::gateway::GatewayState;
 use crate::metrics::METRICS;
 
 /// How often the config file is checked for changes.
-const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(500);
+/// How long a changed config file must stay unchanged (content, size and mtime) before it
+/// is loaded: an in-place write that pauses half-way can be valid YAML that lacks half the
+/// servers. Atomic replace (write a temp file, rename it over the config) needs no wait
+/// in principle, but is treated the same; SIGHUP reloads at once.
+const SETTLE: Duration = Duration::from_millis(1500);
 /// How often idle sessions are swept.
 const SWEEP: Duration = Duration::from_secs(10);
 
@@ -137,12 +142,53 @@ fn warn_unappliable(old: &Config, new: &Config) {
     }
 }
 
-fn fingerprint(path: &std::path::Path) -> Option<u64> {
+/// What the watcher compares: content hash, size and modification time.
+type FileState = Option<(u64, u64, Option<std::time::SystemTime>)>;
+
+fn fingerprint(path: &std::path::Path) -> FileState {
     use std::hash::{Hash, Hasher};
     let bytes = std::fs::read(path).ok()?;
+    let mtime = std::fs::metadata(path).ok().and_then(|m| m.modified().ok());
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
-    Some(h.finish())
+    Some((h.finish(), bytes.len() as u64, mtime))
+}
+
+/// The config file watcher's debounce: a change is reported once the file has looked the
+/// same for [`SETTLE`].
+struct Watch {
+    /// The state last loaded (or rejected): not loaded again.
+    loaded: FileState,
+    /// The state last seen, and since when.
+    seen: FileState,
+    since: Instant,
+}
+
+impl Watch {
+    fn new(state: FileState) -> Self {
+        Watch { loaded: state, seen: state, since: Instant::now() }
+    }
+
+    /// Records a poll; true when the file changed and has since been stable long enough.
+    fn settled(&mut self, now: FileState, at: Instant) -> bool {
+        if now != self.seen {
+            self.seen = now;
+            self.since = at;
+            return false;
+        }
+        if now.is_some() && now != self.loaded && at.duration_since(self.since) >= SETTLE {
+            self.loaded = now;
+            return true;
+        }
+        false
+    }
+
+    /// A reload happened for another reason (SIGHUP): the file as it is now is loaded.
+    fn loaded_now(&mut self, now: FileState) {
+        self.loaded = now;
+        self.seen = now;
+        self.since = Instant::now();
+    }
 }
 
 #[async_trait]
@@ -156,20 +202,18 @@ impl BackgroundService for Reloader {
             }
         };
         let mut usr2 = signal(SignalKind::user_defined2()).ok();
-        let mut seen = fingerprint(&self.path);
+        let mut watch = Watch::new(fingerprint(&self.path));
         self.first_build().await;
         let mut poll = tokio::time::interval(POLL);
         let mut sweep = tokio::time::interval(SWEEP);
         loop {
             tokio::select! {
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    seen = fingerprint(&self.path);
+                    watch.loaded_now(fingerprint(&self.path));
                     self.reload("SIGHUP").await;
                 }
                 _ = poll.tick() => {
-                    let now = fingerprint(&self.path);
-                    if now.is_some() && now != seen {
-                        seen = now;
+                    if watch.settled(fingerprint(&self.path), Instant::now()) {
                         self.reload("config file changed").await;
                     }
                 }
@@ -178,5 +222,31 @@ impl BackgroundService for Reloader {
                 _ = shutdown.changed() => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_reported_once_the_file_has_settled() {
+        let t0 = Instant::now();
+        let a = Some((1, 10, None));
+        let half = Some((2, 20, None));
+        let full = Some((3, 40, None));
+        let mut w = Watch { loaded: a, seen: a, since: t0 };
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(!w.settled(a, at(500)), "unchanged");
+        // Half written, a pause shorter than SETTLE, then the rest.
+        assert!(!w.settled(half, at(1000)));
+        assert!(!w.settled(half, at(1500)));
+        assert!(!w.settled(half, at(2000)));
+        assert!(!w.settled(full, at(2500)));
+        assert!(!w.settled(full, at(3500)));
+        assert!(w.settled(full, at(4000)), "stable for SETTLE");
+        assert!(!w.settled(full, at(4500)), "reported once");
+        // A deleted file is never loaded.
+        assert!(!w.settled(None, at(5000)) && !w.settled(None, at(9000)));
     }
 }
