@@ -60,13 +60,24 @@ impl GuardedStream {
         }
     }
 
+    /// Polls the phase's deadline. Deadlines mostly move later (each request restarts
+    /// the clock), so the timer is re-armed only when it must fire sooner, or when it fired
+    /// before the current deadline: a keep-alive connection serving request after request
+    /// costs no timer-wheel update per request.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Expiry> {
         let Some((at, expiry)) = self.deadline() else { return Poll::Pending };
         let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        if timer.deadline() != at {
+        if timer.deadline() > at {
             timer.as_mut().reset(at);
         }
-        timer.as_mut().poll(cx).map(|()| expiry)
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= at => return Poll::Ready(expiry),
+                // An earlier deadline that has since moved: wait for the current one.
+                Poll::Ready(()) => timer.as_mut().reset(at),
+            }
+        }
     }
 }
 
@@ -90,9 +101,8 @@ pub fn head_read(stream: Option<&Stream>) {
 pub async fn disconnected(stream: Option<&Stream>, every: Duration) {
     #[cfg(target_os = "linux")]
     if let Some(fd) = stream.map(|s| s.id()) {
-        let mut tick = tokio::time::interval_at(Instant::now() + every, every);
         loop {
-            tick.tick().await;
+            tokio::time::sleep(every).await;
             if peer_closed(fd) {
                 return;
             }
