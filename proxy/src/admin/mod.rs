@@ -104,7 +104,7 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let snapshot = self.state.snapshot.load_full();
         let allowed = match &snapshot {
-            Some(s) => OriginPolicy::admin(&s.config).check(&session.req_header().headers),
+            Some(s) => s.admin_origin.check(&session.req_header().headers),
             None => self.initial_policy.check(&session.req_header().headers),
         };
         if let Err(why) = allowed {

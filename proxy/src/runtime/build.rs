@@ -82,8 +82,10 @@ pub struct Snapshot {
     /// Session tokens and local session state (kept across reloads while `session:` is
     /// unchanged).
     pub sessions: Arc<SessionManager>,
-    /// Origin/Host acceptance.
+    /// Origin/Host acceptance on the MCP listener.
     pub origin: OriginPolicy,
+    /// Origin/Host acceptance on the admin listener.
+    pub admin_origin: OriginPolicy,
 }
 
 /// `tools/list` page size.
@@ -135,8 +137,8 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
         Some(p) if p.config.session == config.session => p.sessions.clone(),
         _ => Arc::new(session_manager(&config, previous.map(|p| &*p.sessions))),
     };
-    let origin = OriginPolicy::new(&config);
-    Ok(Snapshot { config, routes, generation, sessions, origin })
+    let (origin, admin_origin) = (OriginPolicy::new(&config), OriginPolicy::admin(&config));
+    Ok(Snapshot { config, routes, generation, sessions, origin, admin_origin })
 }
 
 /// One config entry built (or reused), with its fingerprint. Database entries take turns
