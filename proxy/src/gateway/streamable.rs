@@ -100,12 +100,11 @@ async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut Requ
             // bigger requests run on the connector instead of the proxy phases.
             let proxy = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
             if !proxy || session.get_retry_buffer().is_none() {
-                let gone = crate::listener::disconnected(session.as_downstream().stream(), CLIENT_CHECK);
-                let reply = tokio::select! {
-                    reply = run_to_completion(req, &pending) => reply,
-                    () = gone => return abandoned(session),
+                let present = crate::listener::client_present(session.as_downstream().stream());
+                return match run_while(req, &pending, &present).await {
+                    Some(reply) => respond::json(session, reply).await,
+                    None => abandoned(session),
                 };
-                return respond::json(session, reply).await;
             }
             ctx.proxy = Some(ProxyState::new(pending));
             Ok(false)
@@ -126,11 +125,19 @@ fn abandoned(session: &mut Session) -> Result<bool> {
 
 /// Runs a planned call on the connector and returns the JSON-RPC response.
 pub async fn run_to_completion(req: &Request<'_>, pending: &PendingCall) -> String {
-    match crate::upstream::execute(&req.state.connector, &pending.call, |response| pending.route.server.finish_http(pending.tool, &response)).await {
-        Ok(result) => pending.finish(&result),
+    run_while(req, pending, &|| true).await.unwrap_or_default()
+}
+
+/// [`run_to_completion`] while `present` says the client is still there; `None` once it
+/// is not (the call was dropped).
+async fn run_while(req: &Request<'_>, pending: &PendingCall, present: &(dyn Fn() -> bool + Sync)) -> Option<String> {
+    let finish = |response: crate::tools::UpstreamResponse<'_>| pending.route.server.finish_http(pending.tool, &response);
+    match crate::upstream::execute_while(&req.state.connector, &pending.call, finish, present, CLIENT_CHECK).await {
+        Ok(result) => Some(pending.finish(&result)),
+        Err(crate::upstream::UpstreamError::Abandoned { .. }) => None,
         Err(e) => {
             log::warn!("tool `{}` on `{}`: {e}", pending.route.catalog.entries()[pending.tool].def.name, pending.route.name);
-            pending.finish(&e.to_result())
+            Some(pending.finish(&e.to_result()))
         }
     }
 }

@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 
 pub use admission::{Admission, Permit, Refusal};
 pub use config::ConnectionsConfig;
-pub use stream::{disconnected, head_read, GuardedStream};
+pub use stream::{client_present, disconnected, head_read, GuardedStream};
 
 /// Set once the process starts draining (graceful shutdown or upgrade): responses from
 /// then on carry `Connection: close`, so each client finishes its request here and sends

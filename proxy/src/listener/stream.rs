@@ -111,6 +111,19 @@ pub async fn disconnected(stream: Option<&Stream>, every: Duration) {
     std::future::pending::<()>().await
 }
 
+/// A check that the client of `stream` is still connected, for a call to ask now and
+/// then (see [`crate::upstream::execute_while`]). Always true where this cannot be told.
+pub fn client_present(stream: Option<&Stream>) -> impl Fn() -> bool + Send + Sync {
+    let fd = stream.map(|s| s.id());
+    move || {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = fd {
+            return !peer_closed(fd);
+        }
+        true
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn peer_closed(fd: i32) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };

@@ -44,6 +44,12 @@ pub enum UpstreamError {
         /// Cause.
         detail: String,
     },
+    /// The MCP client went away mid-call; the call was dropped (nobody to answer).
+    #[error("the client closed its connection; the call to {addr} was cancelled")]
+    Abandoned {
+        /// Upstream address.
+        addr: String,
+    },
 }
 
 impl UpstreamError {
@@ -187,15 +193,40 @@ impl ChunkedBody {
 /// response to `finish` while the connection still holds its header, so the header is
 /// read in place rather than copied out.
 pub async fn execute<R>(connector: &Connector, call: &HttpCall, finish: impl FnOnce(UpstreamResponse<'_>) -> R) -> Result<R, UpstreamError> {
+    execute_while(connector, call, finish, &|| true, call.target.read_timeout).await
+}
+
+/// [`execute`], asking `wanted` every `every` whether the call still has a client; when
+/// it has not, the call is dropped (closing its upstream connection) and the answer is
+/// [`UpstreamError::Abandoned`].
+///
+/// `read_timeout` is the whole-call limit (`timeout:` in the config); connecting has its
+/// own, shorter limit in the peer options. One Tokio timer serves both the limit and the
+/// check: measured with callgrind, a Tokio timer costs ~1.4k fewer instructions per call
+/// than Pingora's fast timer (whose per-thread BTreeMap of 10 ms buckets holds a node for
+/// every bucket up to `timeout:` ahead), and a second timer per call ~0.8k more.
+pub async fn execute_while<R>(connector: &Connector, call: &HttpCall, finish: impl FnOnce(UpstreamResponse<'_>) -> R, wanted: &(dyn Fn() -> bool + Sync), every: Duration) -> Result<R, UpstreamError> {
     let target = &call.target;
-    // `read_timeout` is the whole-call limit (`timeout:` in the config); connecting has its
-    // own, shorter limit in the peer options.
-    // One Tokio timer for the whole call. Measured with callgrind, it costs ~1.4k fewer
-    // instructions per call than Pingora's fast timer, whose per-thread BTreeMap of 10 ms
-    // buckets holds a node for every bucket up to `timeout:` ahead.
-    match tokio::time::timeout(target.read_timeout, exchange(connector, call, finish)).await {
-        Ok(r) => r,
-        Err(_) => Err(UpstreamError::Timeout { addr: target.host_header.clone(), timeout: target.read_timeout }),
+    let deadline = tokio::time::Instant::now() + target.read_timeout;
+    let exchange = exchange(connector, call, finish);
+    tokio::pin!(exchange);
+    let tick = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + every));
+    tokio::pin!(tick);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut exchange => return r,
+            () = &mut tick => {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Err(UpstreamError::Timeout { addr: target.host_header.clone(), timeout: target.read_timeout });
+                }
+                if !wanted() {
+                    return Err(UpstreamError::Abandoned { addr: target.host_header.clone() });
+                }
+                tick.as_mut().reset(deadline.min(now + every));
+            }
+        }
     }
 }
 
