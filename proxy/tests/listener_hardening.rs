@@ -330,6 +330,19 @@ fn children(parent: u32) -> Vec<u32> {
     out
 }
 
+/// Whether `pid` is the upgraded gateway an old one started: its command line has `-u` and
+/// still has it a moment later. Between fork and exec, every child the old process starts
+/// (its `--test` run, the `kill -QUIT` it sends itself) shows the old process's command
+/// line, `-u` included, for a few microseconds.
+fn upgraded_process(pid: u32) -> bool {
+    let upgrading = |pid: u32| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"-u") && !c.split(|b| *b == 0).any(|a| a == b"--test"));
+    if !upgrading(pid) {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    upgrading(pid) && alive(pid)
+}
+
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'))).unwrap_or(false)
 }
@@ -399,7 +412,7 @@ fn two_binary_upgrades_under_keepalive_load_lose_no_request() {
         // The new process is started by the old one; find it before the old one exits.
         let deadline = Instant::now() + Duration::from_secs(10);
         let next = loop {
-            if let Some(pid) = children(current).into_iter().find(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"-u"))) {
+            if let Some(pid) = children(current).into_iter().find(|p| upgraded_process(*p)) {
                 break pid;
             }
             assert!(Instant::now() < deadline, "round {round}: no upgraded process started\n{}", gw.log_text());
@@ -425,5 +438,5 @@ fn two_binary_upgrades_under_keepalive_load_lose_no_request() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     println!("{ok} requests over two upgrades, {failed} failed");
     assert_eq!(failed, 0, "failed requests: {:?}\n{}", errors.lock().unwrap(), gw.log_text());
-    assert!(alive(current), "the last upgraded process serves");
+    assert!(alive(current), "the last upgraded process {current} serves\n{}", gw.log_text());
 }
