@@ -136,6 +136,47 @@ async fn http_rules_of_streamable_http() {
     assert_eq!(reqwest::Client::new().delete(&url).send().await.unwrap().status(), 400);
 }
 
+/// Errors decided at the HTTP layer after the body was read are addressed to the request's
+/// id (clients, and the conformance suite, match errors to requests by id).
+#[tokio::test]
+async fn http_level_errors_echo_the_request_id() {
+    let gw = Gateway::start(&config());
+    let url = gw.url("local");
+    let json_ct = ("content-type", "application/json");
+    let list = r#"{"jsonrpc":"2.0","id":101,"method":"tools/list"}"#;
+    let error_of = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        (status, v["id"].clone(), v["error"]["code"].as_i64(), v["error"]["message"].as_str().unwrap_or_default().to_string())
+    };
+    let (status, id, code, _) = error_of(post_raw(&url, &[json_ct, ("accept", ACCEPT), ("mcp-protocol-version", "1999-01-01")], list).await).await;
+    assert_eq!((status, id, code), (400, json!(101), Some(-32600)), "unsupported version");
+    let (status, id, _, why) = error_of(post_raw(&url, &[json_ct, ("accept", ACCEPT)], list).await).await;
+    assert_eq!((status, id), (400, json!(101)), "missing session: {why}");
+    let (status, id, _, _) = error_of(post_raw(&url, &[json_ct, ("accept", ACCEPT), ("mcp-session-id", "garbage")], r#"{"jsonrpc":"2.0","id":"abc","method":"ping"}"#).await).await;
+    assert_eq!((status, id), (404, json!("abc")), "unknown session");
+    let (status, id, _, _) = error_of(post_raw(&url, &[json_ct, ("accept", "application/json")], list).await).await;
+    assert_eq!((status, id), (406, json!(101)), "wrong Accept");
+    let (status, id, _, _) = error_of(post_raw(&url, &[("content-type", "text/plain"), ("accept", ACCEPT)], list).await).await;
+    assert_eq!((status, id), (415, json!(101)), "wrong Content-Type");
+    // A body without one id keeps `null`.
+    let (status, id, _, _) = error_of(post_raw(&url, &[json_ct, ("accept", ACCEPT), ("mcp-protocol-version", "1999-01-01")], "{nope").await).await;
+    assert_eq!((status, id), (400, Value::Null));
+    // An initialize inside a batch is told so, not asked for a session.
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#;
+    let (status, _, code, why) = error_of(post_raw(&url, &[json_ct, ("accept", ACCEPT)], batch).await).await;
+    assert_eq!((status, code), (400, Some(-32600)));
+    assert!(why.contains("initialize must be sent alone") && !why.contains("Mcp-Session-Id header is required"), "{why}");
+
+    // The legacy message endpoint too.
+    let legacy = format!("{}/message?sessionId=garbage", url);
+    let (status, id, _, _) = error_of(post_raw(&legacy, &[json_ct], list).await).await;
+    assert_eq!((status, id), (404, json!(101)), "legacy: unknown session");
+    let legacy = format!("{}/message", url);
+    let (status, id, _, _) = error_of(post_raw(&legacy, &[json_ct], list).await).await;
+    assert_eq!((status, id), (400, json!(101)), "legacy: no session");
+}
+
 #[tokio::test]
 async fn versions_shape_results_and_batches_work_in_2025_03_26() {
     let gw = Gateway::start(&config());

@@ -142,37 +142,39 @@ async fn relay(session: &mut Session, stream: &SseStream, rx: &mut mpsc::Unbound
 pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     let query = session.req_header().uri.query().unwrap_or("").to_string();
     let token = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "sessionId" || k == "session_id").map(|(_, v)| v.into_owned());
-    let Some(token) = token else {
-        return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: sessionId query parameter is required").await;
-    };
-    let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
-        Ok(c) => c,
-        Err(SessionRejection::Unknown) => return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: unknown session; open a stream at /mcp/{}/sse", req.route.name)).await,
-        Err(SessionRejection::Ended) => return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: the session has ended (its SSE stream closed); open a new stream at /mcp/{}/sse", req.route.name)).await,
-        Err(SessionRejection::Full) => return super::streamable::refuse_new_session(session, None, crate::mcp::session::NewSessionRefusal::Full(req.snapshot.sessions.settings().max_active)).await,
-    };
-    let Some(stream) = req.state.sse.get(claims.id) else {
-        return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: this session's SSE stream is not open on this gateway").await;
-    };
     let limits = &req.snapshot.config.limits;
     let body = match read_body(session, limits.max_request_body.0, req.snapshot.config.connections.body_timeout.0, false).await? {
         Ok(b) => b,
         Err(f) => return body_failure(session, f, limits.max_request_body.0).await,
     };
-    match jsonrpc::parse_body(&body) {
+    // Read first, so that an error about the session is addressed to the request's id.
+    let id = match jsonrpc::parse_body(&body) {
         Err(BodyError::Parse) => return respond::send(session, 400, Some("application/json"), jsonrpc::error(None, PARSE_ERROR, "Parse error: the body is not valid JSON"), &[]).await,
         Err(BodyError::Invalid(why)) => return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: {why}")).await,
         Ok(Body::Batch(items)) => {
             if let Some(refused) = refuse_long_batch(session, items.len(), limits.max_batch).await {
                 return refused;
             }
+            None
         }
-        Ok(Body::Single(_)) => {}
-    }
+        Ok(single) => single.id(),
+    };
+    let Some(token) = token else {
+        return respond::rpc_error_to(session, 400, id, INVALID_REQUEST, "Bad Request: sessionId query parameter is required").await;
+    };
+    let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
+        Ok(c) => c,
+        Err(SessionRejection::Unknown) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, &format!("Not Found: unknown session; open a stream at /mcp/{}/sse", req.route.name)).await,
+        Err(SessionRejection::Ended) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, &format!("Not Found: the session has ended (its SSE stream closed); open a new stream at /mcp/{}/sse", req.route.name)).await,
+        Err(SessionRejection::Full) => return super::streamable::refuse_new_session(session, id, crate::mcp::session::NewSessionRefusal::Full(req.snapshot.sessions.settings().max_active)).await,
+    };
+    let Some(stream) = req.state.sse.get(claims.id) else {
+        return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, "Not Found: this session's SSE stream is not open on this gateway").await;
+    };
     let Some(slot) = stream.try_start() else {
         crate::metrics::METRICS.sse_limited.with_label_values(&["max_sse_inflight"]).inc();
         let body = jsonrpc::error(
-            None,
+            id,
             INVALID_REQUEST,
             &format!("Too Many Requests: {} messages of this session are still being worked on or waiting for the client to read its SSE stream (limits.max_sse_inflight); retry once replies arrive", limits.max_sse_inflight),
         );

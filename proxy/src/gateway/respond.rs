@@ -5,6 +5,7 @@ use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
+use serde_json::value::RawValue;
 
 use crate::mcp::jsonrpc;
 
@@ -56,9 +57,16 @@ pub async fn json(session: &mut Session, body: String) -> Result<bool> {
     send(session, 200, Some("application/json"), body, &[]).await
 }
 
-/// An HTTP error whose body is a JSON-RPC error without an id.
+/// An HTTP error whose body is a JSON-RPC error without an id (nothing of the body was
+/// read, or it had no one id).
 pub async fn rpc_error(session: &mut Session, status: u16, code: i32, message: &str) -> Result<bool> {
-    send(session, status, Some("application/json"), jsonrpc::error(None, code, message), &[]).await
+    rpc_error_to(session, status, None, code, message).await
+}
+
+/// An HTTP error whose body is a JSON-RPC error addressed to the request's `id` when the
+/// body was read and had one: clients match errors to requests by id.
+pub async fn rpc_error_to(session: &mut Session, status: u16, id: Option<&RawValue>, code: i32, message: &str) -> Result<bool> {
+    send(session, status, Some("application/json"), jsonrpc::error(id, code, message), &[]).await
 }
 
 /// 202 Accepted with no body.

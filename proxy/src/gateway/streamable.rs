@@ -17,29 +17,23 @@ use crate::mcp::session::{NewSessionRefusal, SessionRejection};
 use crate::mcp::version::ProtocolVersion;
 use crate::tools::CallContext;
 
-/// POST `/mcp/{server}`.
+/// POST `/mcp/{server}`. The body is read before the transport rules are checked, so an
+/// error about the request (Accept, Content-Type, version, session) is addressed to its id.
 pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    let headers = &session.req_header().headers;
-    if !mh::accepts_post(headers) {
-        return respond::rpc_error(session, 406, INVALID_REQUEST, "Not Acceptable: Accept must list application/json and text/event-stream").await;
-    }
-    if !mh::is_json(headers) {
-        return respond::rpc_error(session, 415, INVALID_REQUEST, "Unsupported Media Type: Content-Type must be application/json").await;
-    }
-    let header_version = match mh::protocol_version(headers) {
-        Ok(v) => v,
-        Err(bad) => {
-            return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Bad Request: Unsupported protocol version: {bad} (supported versions: {})", ProtocolVersion::supported_list())).await;
-        }
-    };
-    let presented = mh::session_id(headers).map(str::to_owned);
     let limit = req.snapshot.config.limits.max_request_body.0;
     let proxy_mode = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
     let body = match read_body(session, limit, req.snapshot.config.connections.body_timeout.0, proxy_mode).await? {
         Ok(b) => b,
         Err(f) => return body_failure(session, f, limit).await,
     };
-    let parsed = match jsonrpc::parse_body(&body) {
+    let parsed = jsonrpc::parse_body(&body);
+    let id = parsed.as_ref().ok().and_then(Body::id);
+    let header_version = match transport_rules(&session.req_header().headers) {
+        Ok(v) => v,
+        Err((status, why)) => return respond::rpc_error_to(session, status, id, INVALID_REQUEST, &why).await,
+    };
+    let presented = mh::session_id(&session.req_header().headers).map(str::to_owned);
+    let parsed = match parsed {
         Ok(p) => p,
         Err(BodyError::Parse) => return respond::send(session, 400, Some("application/json"), jsonrpc::error(None, PARSE_ERROR, "Parse error: the body is not valid JSON"), &[]).await,
         Err(BodyError::Invalid(why)) => return respond::rpc_error(session, 400, INVALID_REQUEST, &format!("Invalid Request: {why}")).await,
@@ -48,19 +42,22 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
         return initialize(req, session, id, params, header_version).await;
     }
     if let Body::Single(Message::Invalid { id, reason }) = parsed {
-        return respond::send(session, 400, Some("application/json"), jsonrpc::error(id, INVALID_REQUEST, &format!("Invalid Request: {reason}")), &[]).await;
+        return respond::rpc_error_to(session, 400, id, INVALID_REQUEST, &format!("Invalid Request: {reason}")).await;
     }
     if let Body::Single(Message::Request { id, method: "server/discover", .. }) = parsed {
-        return respond::send(session, 400, Some("application/json"), jsonrpc::error(Some(id), INVALID_REQUEST, methods::DISCOVER_UNSUPPORTED), &[]).await;
+        return respond::rpc_error_to(session, 400, Some(id), INVALID_REQUEST, methods::DISCOVER_UNSUPPORTED).await;
     }
     let Some(token) = presented else {
-        return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required (send initialize first)").await;
+        if parsed.batches_initialize() {
+            return respond::rpc_error(session, 400, INVALID_REQUEST, "Invalid Request: initialize must be sent alone, not inside a JSON-RPC batch; send it as a single request, then the batch with the Mcp-Session-Id it returns").await;
+        }
+        return respond::rpc_error_to(session, 400, id, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required (send initialize first)").await;
     };
     let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
         Ok(c) => c,
-        Err(SessionRejection::Unknown) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: unknown session; send a new initialize").await,
-        Err(SessionRejection::Ended) => return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: the session has ended; send a new initialize").await,
-        Err(SessionRejection::Full) => return refuse_new_session(session, None, NewSessionRefusal::Full(req.snapshot.sessions.settings().max_active)).await,
+        Err(SessionRejection::Unknown) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, "Not Found: unknown session; send a new initialize").await,
+        Err(SessionRejection::Ended) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, "Not Found: the session has ended; send a new initialize").await,
+        Err(SessionRejection::Full) => return refuse_new_session(session, id, NewSessionRefusal::Full(req.snapshot.sessions.settings().max_active)).await,
     };
     let version = claims.version;
     match parsed {
@@ -68,6 +65,18 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
         Body::Single(_) => respond::accepted(session).await,
         Body::Batch(items) => batch(req, session, version, items).await,
     }
+}
+
+/// Accept, Content-Type and `MCP-Protocol-Version` of a POST: the version it names, or the
+/// status and message refusing it.
+fn transport_rules(headers: &http::HeaderMap) -> std::result::Result<Option<ProtocolVersion>, (u16, String)> {
+    if !mh::accepts_post(headers) {
+        return Err((406, "Not Acceptable: Accept must list application/json and text/event-stream".into()));
+    }
+    if !mh::is_json(headers) {
+        return Err((415, "Unsupported Media Type: Content-Type must be application/json".into()));
+    }
+    mh::protocol_version(headers).map_err(|bad| (400, format!("Bad Request: Unsupported protocol version: {bad} (supported versions: {})", ProtocolVersion::supported_list())))
 }
 
 async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, params: Option<&RawValue>, header_version: Option<ProtocolVersion>) -> Result<bool> {

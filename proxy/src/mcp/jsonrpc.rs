@@ -73,6 +73,23 @@ pub enum Body<'a> {
     Batch(Vec<Message<'a>>),
 }
 
+impl<'a> Body<'a> {
+    /// The id an error about this body is addressed to: a single message's id when it could
+    /// be read; a batch has no one id.
+    pub fn id(&self) -> Option<&'a RawValue> {
+        match *self {
+            Body::Single(Message::Request { id, .. }) => Some(id),
+            Body::Single(Message::Invalid { id, .. }) => id,
+            _ => None,
+        }
+    }
+
+    /// Whether this is a batch with an `initialize` in it (which must be sent alone).
+    pub fn batches_initialize(&self) -> bool {
+        matches!(self, Body::Batch(items) if items.iter().any(|m| matches!(m, Message::Request { method: "initialize", .. })))
+    }
+}
+
 /// Why a body is not JSON-RPC at all.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BodyError {
@@ -211,6 +228,19 @@ mod tests {
         assert!(matches!(items[0], Message::Request { .. }));
         assert!(matches!(items[1], Message::Notification { .. }));
         assert!(matches!(items[2], Message::Invalid { .. }));
+    }
+
+    #[test]
+    fn errors_about_a_body_are_addressed_to_its_id() {
+        let ok = parse_body(br#"{"jsonrpc":"2.0","id":101,"method":"tools/list"}"#).unwrap();
+        assert_eq!(ok.id().map(RawValue::get), Some("101"));
+        let bad = parse_body(br#"{"jsonrpc":"1.0","id":"x","method":"ping"}"#).unwrap();
+        assert_eq!(bad.id().map(RawValue::get), Some("\"x\""));
+        assert!(parse_body(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap().id().is_none());
+        let batch = parse_body(br#"[{"jsonrpc":"2.0","id":1,"method":"initialize"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#).unwrap();
+        assert!(batch.id().is_none());
+        assert!(batch.batches_initialize());
+        assert!(!parse_body(br#"[{"jsonrpc":"2.0","id":2,"method":"ping"}]"#).unwrap().batches_initialize());
     }
 
     #[test]
