@@ -26,6 +26,9 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo clippy --workspace --all-targets --locked -- -D warnings
 results+=("clippy: clean")
 
+step "node tools (Node 22, MCP conformance suite)"
+scripts/node-tools.sh >/dev/null
+
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
 results+=("rust: $(grep -E '^test result:' "$CARGO_TARGET_DIR/cargo-test.log" | awk '{p+=$4; f+=$6} END {print p " passed, " f " failed"}')")
