@@ -1,5 +1,6 @@
 """Starts a real REST backend and the real mcpgate binary for the Python SDK tests."""
 
+import contextlib
 import json
 import os
 import socket
@@ -96,7 +97,17 @@ servers:
     spec: {twilio}
     base_url: {backend}
 """
-    workdir = tempfile.mkdtemp(prefix="mcpgate-py-")
+    with running_gateway(config, port, admin):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def running_gateway(config: str, port: int, admin: int, workdir: str | None = None):
+    """Runs mcpgate on `config` (MCP listener on `port`, admin listener on `admin`) until
+    /readyz answers 200 and the MCP port accepts, yields the process, and kills it
+    afterwards. The config is written into `workdir` (relative paths resolve there), a
+    new temp folder by default."""
+    workdir = workdir or tempfile.mkdtemp(prefix="mcpgate-py-")
     path = Path(workdir) / "mcpgate.yaml"
     path.write_text(config)
     log = open(Path(workdir) / "gateway.log", "w")
@@ -106,12 +117,17 @@ servers:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1) as r:
                 if r.status == 200:
+                    # Each listener binds in its own thread: the admin one can answer first.
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
             raise RuntimeError("gateway did not start:\n" + (Path(workdir) / "gateway.log").read_text())
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    proc.kill()
-    proc.wait()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,5 +1,8 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics`, and a read-only JSON API over
-//! the servers being served (`/admin/servers`, `/admin/servers/{name}`).
+//! the servers being served (`/admin/servers`, `/admin/servers/{name}`, the latter with
+//! ready client snippets: [`connect`]).
+
+pub mod connect;
 
 use std::sync::Arc;
 
@@ -20,12 +23,14 @@ pub struct AdminApp {
     /// Host/Origin policy until the first snapshot is served (then the snapshot's config
     /// decides, so a reload of `security:` applies here too).
     initial_policy: OriginPolicy,
+    /// Client URLs and snippets for the MCP listener this process bound.
+    connect: connect::ClientConnect,
 }
 
 impl AdminApp {
     /// An admin app over the gateway's state, starting from the config read at start.
     pub fn new(state: Arc<GatewayState>, config: &Config) -> Self {
-        AdminApp { state, initial_policy: OriginPolicy::admin(config) }
+        AdminApp { state, initial_policy: OriginPolicy::admin(config), connect: connect::ClientConnect::new(&config.listen) }
     }
 }
 
@@ -93,10 +98,19 @@ fn servers(snapshot: &Snapshot) -> serde_json::Value {
     json!({ "generation": snapshot.generation, "servers": routes.iter().map(|r| route_summary(r)).collect::<Vec<_>>() })
 }
 
-fn server_detail(route: &Route) -> serde_json::Value {
-    let mut v = route_summary(route);
-    v["tool_list"] = json!(route.catalog.entries().iter().map(|e| json!({"name": e.def.name, "description": e.def.description})).collect::<Vec<_>>());
-    v
+/// `/admin/servers/{name}`: the summary, the tools, and the client snippets (prebuilt JSON
+/// text, written as it is).
+#[derive(serde::Serialize)]
+struct ServerDetail {
+    #[serde(flatten)]
+    summary: serde_json::Value,
+    tool_list: serde_json::Value,
+    connect: Arc<serde_json::value::RawValue>,
+}
+
+fn server_detail(route: &Route, connect: Arc<serde_json::value::RawValue>) -> Vec<u8> {
+    let tool_list = json!(route.catalog.entries().iter().map(|e| json!({"name": e.def.name, "description": e.def.description})).collect::<Vec<_>>());
+    serde_json::to_vec(&ServerDetail { summary: route_summary(route), tool_list, connect }).unwrap_or_default()
 }
 
 #[async_trait]
@@ -123,7 +137,10 @@ impl ServeHttp for AdminApp {
             (p, Some(s)) if p.starts_with("/admin/servers/") => {
                 let name = &p["/admin/servers/".len()..];
                 match s.route(name) {
-                    Some(r) => json_reply(200, server_detail(r)),
+                    Some(r) => {
+                        let host = session.req_header().headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
+                        reply(200, "application/json", server_detail(r, self.connect.for_route(&s, name, host)))
+                    }
                     None => json_reply(404, json!({"error": format!("no server named `{name}`")})),
                 }
             }

@@ -38,7 +38,8 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
-fn strip_port(host: &str) -> &str {
+/// The host of a `Host` header value, without its port (`[::1]:80` → `[::1]`).
+pub fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.find(']').map_or(host, |i| &host[..i + 2]);
     }
@@ -84,7 +85,8 @@ impl OriginPolicy {
         Ok(())
     }
 
-    fn host_ok(&self, host: &str) -> bool {
+    /// Whether a request with this `Host` header value passes the Host check.
+    pub fn host_ok(&self, host: &str) -> bool {
         // Most deployments list no hosts: then no lowercased copy is needed.
         if !self.hosts.is_empty() {
             let lower = host.to_ascii_lowercase();

@@ -27,6 +27,8 @@ pub struct Gateway {
     pub admin: SocketAddr,
     /// The config file.
     pub config: PathBuf,
+    /// The MCP `listen` address in the config (`addr`, or `0.0.0.0:port`).
+    listen: String,
     child: Child,
     dir: tempfile::TempDir,
     log: PathBuf,
@@ -51,11 +53,21 @@ impl Gateway {
 
     /// Like [`Gateway::start`], returning the error and the log on failure.
     pub fn try_start(body: &str) -> Result<Gateway, (String, String)> {
+        Self::try_start_on("127.0.0.1", body)
+    }
+
+    /// Like [`Gateway::start`] with the MCP listener on `ip` (`0.0.0.0` for every
+    /// address); `addr` stays the loopback address the tests connect to.
+    pub fn start_on(ip: &str, body: &str) -> Gateway {
+        Self::try_start_on(ip, body).unwrap_or_else(|(e, log)| panic!("gateway did not start: {e}\n--- log ---\n{log}"))
+    }
+
+    fn try_start_on(ip: &str, body: &str) -> Result<Gateway, (String, String)> {
         // A port from `free_port` may be taken by another test before the gateway binds
         // it; the gateway then refuses to start, and another pair of ports is tried.
         let mut attempt = 0;
         loop {
-            match Self::try_start_once(body) {
+            match Self::try_start_once(ip, body) {
                 Err((e, log)) if attempt < 4 && log.contains("cannot listen on") => {
                     attempt += 1;
                     eprintln!("gateway ports were taken ({e}); retrying");
@@ -65,13 +77,14 @@ impl Gateway {
         }
     }
 
-    fn try_start_once(body: &str) -> Result<Gateway, (String, String)> {
+    fn try_start_once(ip: &str, body: &str) -> Result<Gateway, (String, String)> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, admin_port) = (free_port(), free_port());
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let config = dir.path().join("mcpgate.yaml");
-        std::fs::write(&config, Self::full_config(addr, admin, body)).expect("write config");
+        let listen = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+        std::fs::write(&config, Self::full_config(&listen, admin, body)).expect("write config");
         let log = dir.path().join("gateway.log");
         let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
             .arg("--config")
@@ -81,7 +94,7 @@ impl Gateway {
             .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).expect("log file")))
             .spawn()
             .expect("spawn mcpgate");
-        let mut gw = Gateway { addr, admin, config, child, dir, log };
+        let mut gw = Gateway { addr, admin, config, listen, child, dir, log };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = gw.child.try_wait() {
@@ -99,15 +112,15 @@ impl Gateway {
         }
     }
 
-    fn full_config(addr: SocketAddr, admin: SocketAddr, body: &str) -> String {
-        format!("listen: [\"{addr}\"]\nadmin: {{listen: \"{admin}\"}}\n{body}")
+    fn full_config(listen: &str, admin: SocketAddr, body: &str) -> String {
+        format!("listen: [\"{listen}\"]\nadmin: {{listen: \"{admin}\"}}\n{body}")
     }
 
     /// Replaces the config body (keeping the listeners).
     pub fn write_config(&self, body: &str) {
         let tmp = self.config.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp).expect("config");
-        f.write_all(Self::full_config(self.addr, self.admin, body).as_bytes()).expect("config");
+        f.write_all(Self::full_config(&self.listen, self.admin, body).as_bytes()).expect("config");
         f.sync_all().ok();
         std::fs::rename(&tmp, &self.config).expect("rename config");
     }
