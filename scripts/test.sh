@@ -26,8 +26,8 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo clippy --workspace --all-targets --locked -- -D warnings
 results+=("clippy: clean")
 
-step "node tools (Node 22, MCP conformance suite)"
-scripts/node-tools.sh >/dev/null
+step "node tools (Node 22, MCP clients, the MCP conformance suite)"
+tests/clients/install.sh >/dev/null
 
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"

@@ -4,7 +4,8 @@
 //! streams, DNS rebinding). What the suite tests with its own fixture tools is baselined in
 //! `tests/conformance/expected-failures.yaml`, each line with its reason.
 //!
-//! The suite and Node 22 come from `scripts/node-tools.sh` (run by `scripts/test.sh`).
+//! The suite and Node 22 come from `tests/clients/install.sh` (run by `scripts/test.sh`),
+//! which installs them under the target directory.
 
 mod support;
 
@@ -31,12 +32,14 @@ servers:
 /// The directory holding `node` (22) and `conformance`, or `None` outside CI when the Node
 /// tools were not installed.
 fn node_bin() -> Option<PathBuf> {
-    let bin = support::workspace().join("tests/node/node_modules/.bin");
+    // The binary is `<target>/debug/mcpgate`; the tools are in `<target>/clients`.
+    let target = std::path::Path::new(env!("CARGO_BIN_EXE_mcpgate")).ancestors().nth(2).map(std::path::Path::to_path_buf).unwrap_or_default();
+    let bin = target.join("clients/node_modules/.bin");
     if bin.join("conformance").exists() && bin.join("node").exists() {
         return Some(bin);
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "the conformance suite is not installed and CI=true: run scripts/node-tools.sh");
-    eprintln!("skipping: the conformance suite is not installed (scripts/node-tools.sh)");
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "the conformance suite is not installed and CI=true: run tests/clients/install.sh");
+    eprintln!("skipping: the conformance suite is not installed (tests/clients/install.sh)");
     None
 }
 
