@@ -53,3 +53,23 @@ fn help_shows_the_gateway_options_and_not_pingoras() {
     let out = mcpgate(&["--config", "c.yaml", "-t"], dir.path());
     assert!(out.status.success() && stdout(&out).contains("OK (0 route(s), 0 tool(s))"), "{}{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn a_misspelt_key_is_named_with_every_valid_key_and_the_near_match() {
+    let (out, _dir) = config_test("server:\n  - {name: a, type: rest, file: tools/a.yaml}\n");
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("unknown top-level key `server` (did you mean `servers`?)"), "{e}");
+    let valid = e.split("valid keys: ").nth(1).unwrap_or_default();
+    for key in ["listen", "admin", "session", "limits", "connections", "security", "upstream", "pingora", "servers"] {
+        assert!(valid.split(", ").any(|k| k.trim() == key), "`{key}` missing from the valid keys: {e}");
+    }
+
+    let (out, _dir) = config_test("servers:\n  - {name: a, type: openapi, spec: x.yaml, desciption: pets}\n");
+    let e = stderr(&out);
+    assert!(e.contains("server `a`: unknown key `desciption` (did you mean `description`?); valid keys of a `type: openapi` server: name, type, description, spec,"), "{e}");
+
+    let (out, _dir) = config_test("listen: [\"127.0.0.1:0\"]\nlogging: verbose\n");
+    let e = stderr(&out);
+    assert!(e.contains("unknown top-level key `logging`; valid keys:"), "no near match, no guess: {e}");
+}
