@@ -8,7 +8,8 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::workspace;
+use serde_json::Value;
+use support::{http_get, workspace, Gateway, Raw};
 
 fn mcpgate(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mcpgate")).args(args).current_dir(dir).env("RUST_LOG", "warn").output().expect("run mcpgate")
@@ -72,4 +73,24 @@ fn a_misspelt_key_is_named_with_every_valid_key_and_the_near_match() {
     let (out, _dir) = config_test("listen: [\"127.0.0.1:0\"]\nlogging: verbose\n");
     let e = stderr(&out);
     assert!(e.contains("unknown top-level key `logging`; valid keys:"), "no near match, no guess: {e}");
+}
+
+#[tokio::test]
+async fn a_configured_description_wins_over_the_spec_title() {
+    let spec = workspace().join("conf/openapi/petstore.yaml");
+    let gw = Gateway::start(&format!("servers:\n  - name: mine\n    type: openapi\n    description: The shop's pets, by id\n    spec: {0}\n  - name: plain\n    type: openapi\n    spec: {0}\n", spec.display()));
+    let mut raw = Raw::new(gw.url("mine"));
+    let init = raw.initialize("2025-06-18").await;
+    assert_eq!(init["result"]["serverInfo"]["title"], "The shop's pets, by id", "{init}");
+    let mut raw = Raw::new(gw.url("plain"));
+    let init = raw.initialize("2025-06-18").await;
+    assert_eq!(init["result"]["serverInfo"]["title"], "Pet store", "without a description, the spec's title: {init}");
+
+    let (_, body) = http_get(gw.admin, "/admin/servers").unwrap();
+    let servers: Value = serde_json::from_str(&body).unwrap();
+    let described = |name: &str| servers["servers"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["description"].clone()).unwrap();
+    assert_eq!(described("mine"), "The shop's pets, by id");
+    assert_eq!(described("plain"), "Pet store");
+    let (_, body) = http_get(gw.admin, "/admin/servers/mine").unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["description"], "The shop's pets, by id");
 }

@@ -209,8 +209,11 @@ async fn build_server(server: &ServerConfig, cx: &BuildContext<'_>) -> Result<Ve
         ServerKind::Database(c) => crate::database::build(&server.name, c, cx).await.map_err(|e| e.to_string()),
     }
     .map(|mut routes| {
+        // The configured description describes the entry: it wins over what the module
+        // found (an OpenAPI document's title) on the entry's own route, and fills in for
+        // routes the module left undescribed (a database's toolsets say which they are).
         for r in &mut routes {
-            if r.description.is_none() {
+            if server.description.is_some() && (r.name == server.name || r.description.is_none()) {
                 r.description = server.description.clone();
             }
         }
@@ -224,6 +227,9 @@ fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str) -> Res
     let (pages, legacy_pages) = build_pages(defs).map_err(|e| e.to_string())?;
     Ok(Route {
         metrics: crate::metrics::RouteMetrics::new(&b.name, catalog.len()),
+        // The configured description describes the entry: it wins over what the module
+        // found (an OpenAPI document's title) on the entry's own route, and fills in for
+        // routes the module left undescribed (a database's toolsets say which they are).
         name: b.name,
         kind: server.kind.type_name(),
         source: server.name.clone(),
