@@ -101,6 +101,9 @@ fn openapi_to_tools(spec: &str, base_url: Option<&str>) -> ExitCode {
             for s in &conversion.skipped {
                 eprintln!("skipped: {s}");
             }
+            for w in &conversion.warnings {
+                eprintln!("warning: {w}");
+            }
             print!("{}", mcpgate::openapi::to_yaml(&conversion.file));
             ExitCode::SUCCESS
         }

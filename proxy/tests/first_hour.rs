@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{http_get, workspace, Gateway, Raw};
 
 fn mcpgate(args: &[&str], dir: &Path) -> Output {
@@ -93,4 +93,56 @@ async fn a_configured_description_wins_over_the_spec_title() {
     assert_eq!(described("plain"), "Pet store");
     let (_, body) = http_get(gw.admin, "/admin/servers/mine").unwrap();
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["description"], "The shop's pets, by id");
+}
+
+const OAUTH_SPEC: &str = r#"openapi: 3.0.3
+info: {title: Accounts, version: "1"}
+servers: [{url: "http://127.0.0.1:9/api"}]
+security: [{login: [read]}]
+components:
+  securitySchemes:
+    login: {type: oauth2, flows: {clientCredentials: {tokenUrl: "http://127.0.0.1:9/token", scopes: {read: read}}}}
+    oidc: {type: openIdConnect, openIdConnectUrl: "http://127.0.0.1:9/.well-known/openid-configuration"}
+    key: {type: apiKey, in: header, name: X-Key}
+paths:
+  /me:
+    get: {operationId: getMe, summary: Who am I, responses: {"200": {description: ok}}}
+  /orders:
+    get: {operationId: listOrders, security: [{oidc: []}, {login: []}], responses: {"200": {description: ok}}}
+  /keyed:
+    get: {operationId: keyed, security: [{login: []}, {key: []}], responses: {"200": {description: ok}}}
+  /open:
+    get: {operationId: open, security: [], responses: {"200": {description: ok}}}
+"#;
+
+#[tokio::test]
+async fn operations_whose_credentials_the_gateway_cannot_supply_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("accounts.yaml"), OAUTH_SPEC).unwrap();
+    let out = mcpgate(&["openapi-to-tools", "accounts.yaml"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (warned, yaml) = (stderr(&out), stdout(&out));
+    assert!(warned.contains("warning: GET /me (tool `getMe`): requires OAuth 2 (scheme `login`), which this gateway does not supply: calls are sent without it"), "{warned}");
+    assert!(warned.contains("warning: GET /orders (tool `listOrders`): requires OpenID Connect (scheme `oidc`) or OAuth 2 (scheme `login`)"), "{warned}");
+    assert!(!warned.contains("`keyed`") && !warned.contains("`open`"), "an injectable alternative, or none needed, is no warning: {warned}");
+    assert!(yaml.contains("Requires OAuth 2 (scheme `login`), which this gateway does not supply: calls are sent without it."), "{yaml}");
+
+    let gw = Gateway::start(&format!("servers:\n  - name: acct\n    type: openapi\n    spec: {}\n    credentials: {{key: k}}\n", dir.path().join("accounts.yaml").display()));
+    let mut raw = Raw::new(gw.url("acct"));
+    raw.initialize("2025-06-18").await;
+    let list = raw.request(2, "tools/list", json!({})).await;
+    let tools = list["result"]["tools"].as_array().unwrap();
+    let description = |name: &str| tools.iter().find(|t| t["name"] == name).and_then(|t| t["description"].as_str()).unwrap_or("").to_string();
+    assert_eq!(description("getMe"), "Who am I\n\nRequires OAuth 2 (scheme `login`), which this gateway does not supply: calls are sent without it.");
+    assert!(!description("keyed").contains("Requires"), "{}", description("keyed"));
+
+    let (_, ready) = http_get(gw.admin, "/readyz").unwrap();
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    let warnings: Vec<&str> = ready["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(warnings.contains(&"server `acct`: GET /me (tool `getMe`): requires OAuth 2 (scheme `login`), which this gateway does not supply: calls are sent without it"), "{ready}");
+    assert_eq!(warnings.len(), 2, "getMe and listOrders: {ready}");
+    let (_, detail) = http_get(gw.admin, "/admin/servers/acct").unwrap();
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["status"]["warnings"].as_array().map(Vec::len), Some(2), "{detail}");
+    assert!(gw.log_text().contains("server `acct`: GET /me (tool `getMe`): requires OAuth 2"), "logged at load");
 }
