@@ -132,6 +132,9 @@ fn test_config(path: &Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mcpgate: {e}");
+            if let Some(url) = &e.unfetched {
+                eprintln!("mcpgate: note: --test builds every server as a start would, fetching URL specs too, so it needs to reach {url} (offline it fails); check the URL and the network, or point `spec:` at a local copy of the document");
+            }
             ExitCode::FAILURE
         }
     }

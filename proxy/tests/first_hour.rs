@@ -146,3 +146,18 @@ async fn operations_whose_credentials_the_gateway_cannot_supply_are_flagged() {
     assert_eq!(detail["status"]["warnings"].as_array().map(Vec::len), Some(2), "{detail}");
     assert!(gw.log_text().contains("server `acct`: GET /me (tool `getMe`): requires OAuth 2"), "logged at load");
 }
+
+#[test]
+fn test_says_it_fetches_url_specs_when_one_cannot_be_reached() {
+    let (out, _dir) = config_test("servers:\n  - {name: remote, type: openapi, spec: \"http://127.0.0.1:1/spec.yaml\"}\n");
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("server `remote`: cannot fetch OpenAPI document `http://127.0.0.1:1/spec.yaml`"), "{e}");
+    assert!(e.contains("--test builds every server as a start would, fetching URL specs too, so it needs to reach http://127.0.0.1:1/spec.yaml (offline it fails)"), "{e}");
+    assert!(e.contains("point `spec:` at a local copy"), "{e}");
+
+    // A local spec that is missing is no network matter.
+    let (out, _dir) = config_test("servers:\n  - {name: local, type: openapi, spec: nowhere.yaml}\n");
+    assert!(!out.status.success());
+    assert!(!stderr(&out).contains("fetching URL specs"), "{}", stderr(&out));
+}

@@ -122,6 +122,16 @@ pub enum OpenApiError {
     Rest(#[from] crate::rest::RestError),
 }
 
+impl OpenApiError {
+    /// The URL that could not be fetched, when that is the error.
+    pub fn unfetched_url(&self) -> Option<&str> {
+        match self {
+            OpenApiError::Fetch { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+}
+
 /// An operation that did not become a tool, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
