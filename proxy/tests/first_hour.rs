@@ -161,3 +161,36 @@ fn test_says_it_fetches_url_specs_when_one_cannot_be_reached() {
     assert!(!out.status.success());
     assert!(!stderr(&out).contains("fetching URL specs"), "{}", stderr(&out));
 }
+
+fn try_sh(gateway: &str, args: &[&str]) -> Output {
+    Command::new("bash").arg(workspace().join("scripts/try.sh")).args(args).env("MCPGATE_URL", gateway).output().expect("run scripts/try.sh (needs bash, curl, python3)")
+}
+
+#[test]
+fn try_sh_tells_an_unknown_server_from_a_gateway_that_is_not_there() {
+    let gw = Gateway::start(
+        "servers:\n  - name: local\n    type: rest\n    server: {name: local}\n    tools:\n      - name: hello\n        description: says hello\n        responseTemplate: {body: 'hello {{.args.who}}'}\n        args: [{name: who, type: string}]\n",
+    );
+    let base = format!("http://{}", gw.addr);
+
+    let out = try_sh(&base, &["local", "hello", r#"{"who":"you"}"#]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("== tools on /mcp/local\n - hello — says hello"), "{text}");
+    assert!(text.contains("hello you"), "{text}");
+
+    let out = try_sh(&base, &["nosuch"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains(&format!("POST {base}/mcp/nosuch: HTTP 404: Not Found: no MCP server named `nosuch`")), "{e}");
+    assert!(!e.contains("is the gateway running"), "the gateway answered: {e}");
+
+    let out = try_sh(&base, &["local", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("tools/call nope: JSON-RPC error -32602"), "{}", stderr(&out));
+
+    let nobody = format!("http://127.0.0.1:{}", support::free_port());
+    let out = try_sh(&nobody, &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("no answer from {nobody}/mcp/gateway: is the gateway running at {nobody}?")), "{}", stderr(&out));
+}
