@@ -7,6 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{http_get, workspace, Gateway, Raw};
@@ -32,6 +33,58 @@ fn config_test(yaml: &str) -> (Output, tempfile::TempDir) {
 }
 
 /// Polls `admin_path` until its body satisfies `ready` (reloads apply within seconds).
+fn wait_for(gw: &Gateway, admin_path: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = http_get(gw.admin, admin_path).expect("admin answers");
+        if ready(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{admin_path} never got there: {body}\n--- log ---\n{}", gw.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tool_names(list: &Value) -> Vec<&str> {
+    list["result"]["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect()
+}
+
+#[tokio::test]
+async fn the_readme_conversion_command_serves_the_shipped_petstore_as_a_rest_server() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    assert!(readme.contains("mcpgate openapi-to-tools conf/openapi/petstore.yaml > conf/tools/petstore.yaml"), "the README shows the command tested here");
+    let entry = "  - name: petstore\n    type: rest\n    file: tools/petstore.yaml\n";
+    assert!(readme.contains(entry), "the README shows the server entry tested here");
+
+    // The command as the README gives it, from the repository's root, minus the redirect.
+    let out = mcpgate(&["openapi-to-tools", "conf/openapi/petstore.yaml"], &workspace());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("skipped") && !stderr(&out).contains("warning"), "the shipped spec converts cleanly: {}", stderr(&out));
+
+    // Served from a config beside a `tools/` folder, with the path relative to the config.
+    let gw = Gateway::start("");
+    std::fs::create_dir(gw.dir().join("tools")).unwrap();
+    std::fs::write(gw.dir().join("tools/petstore.yaml"), &out.stdout).unwrap();
+    gw.write_config(&format!("servers:\n{entry}"));
+    gw.sighup();
+    let servers = wait_for(&gw, "/admin/servers", |b| b.contains("\"petstore\""));
+    let servers: Value = serde_json::from_str(&servers).unwrap();
+    assert_eq!(servers["servers"][0]["type"], "rest");
+
+    let mut raw = Raw::new(gw.url("petstore"));
+    raw.initialize("2025-06-18").await;
+    let list = raw.request(2, "tools/list", json!({})).await;
+    assert_eq!(tool_names(&list), ["listPets", "createPet", "getPet", "deletePet", "placeOrder", "getOrder"]);
+    let tool = |name: &str| list["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned().unwrap();
+    assert_eq!(tool("getPet")["inputSchema"]["required"], json!(["petId"]), "a path parameter is a required argument");
+    assert_eq!(tool("getOrder")["inputSchema"]["required"], json!(["orderId"]));
+    let create = tool("createPet")["inputSchema"].clone();
+    assert_eq!(create["required"], json!(["name"]), "the request body's fields are arguments: {create}");
+    assert!(create["properties"]["status"]["enum"].is_array(), "{create}");
+    assert_eq!(tool("placeOrder")["inputSchema"]["required"], json!(["petId"]));
+    assert_eq!(tool("listPets")["annotations"]["readOnlyHint"], true);
+}
+
 #[test]
 fn help_shows_the_gateway_options_and_not_pingoras() {
     let out = mcpgate(&["--help"], &workspace());
