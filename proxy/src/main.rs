@@ -29,12 +29,39 @@ struct Cli {
     #[arg(long, value_name = "FILE", default_value = "conf/mcpgate.yaml", env = "MCPGATE_CONFIG")]
     config: PathBuf,
 
-    /// Pingora's options (-d daemon, -u graceful upgrade, -t test, -c Pingora conf file).
-    #[command(flatten)]
-    pingora: Opt,
+    /// Validate the config and exit: parse it and build every server as a start would
+    /// (URL specs are fetched, so this needs their network), without listening.
+    #[arg(long, short_alias = 't')]
+    test: bool,
+
+    /// Run in the background (Pingora's daemon mode).
+    #[arg(short, long)]
+    daemon: bool,
+
+    /// Take the listening sockets over from the running mcpgate (graceful binary upgrade,
+    /// systemd/README.md).
+    #[arg(short, long)]
+    upgrade: bool,
+
+    /// A Pingora server conf file, read when the config has no `pingora:` section (kept
+    /// for Pingora's `-c`; the config's `pingora:` is the documented way).
+    #[arg(short = 'c', long = "conf", value_name = "FILE", hide = true)]
+    pingora_conf: Option<String>,
+
+    /// Passed by `cargo test` harnesses; ignored (Pingora accepts it too).
+    #[arg(long, hide = true)]
+    nocapture: bool,
 
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+impl Cli {
+    /// Pingora's options from ours. Its `--test` is never set: mcpgate's `--test` is
+    /// handled before Pingora is started.
+    fn pingora_opt(&self) -> Opt {
+        Opt { upgrade: self.upgrade, daemon: self.daemon, nocapture: self.nocapture, conf: self.pingora_conf.clone(), ..Opt::default() }
+    }
 }
 
 #[derive(Subcommand)]
@@ -53,10 +80,11 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    let opt = cli.pingora_opt();
     match cli.command {
         Some(Command::OpenapiToTools { spec, base_url }) => openapi_to_tools(&spec, base_url.as_deref()),
-        None if cli.pingora.test => test_config(&cli.config),
-        None => run(cli.config, cli.pingora),
+        None if cli.test => test_config(&cli.config),
+        None => run(cli.config, opt),
     }
 }
 
@@ -72,6 +100,9 @@ fn openapi_to_tools(spec: &str, base_url: Option<&str>) -> ExitCode {
         Ok(conversion) => {
             for s in &conversion.skipped {
                 eprintln!("skipped: {s}");
+            }
+            for w in &conversion.warnings {
+                eprintln!("warning: {w}");
             }
             print!("{}", mcpgate::openapi::to_yaml(&conversion.file));
             ExitCode::SUCCESS
@@ -101,6 +132,9 @@ fn test_config(path: &Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mcpgate: {e}");
+            if let Some(url) = &e.unfetched {
+                eprintln!("mcpgate: note: --test builds every server as a start would, fetching URL specs too, so it needs to reach {url} (offline it fails); check the URL and the network, or point `spec:` at a local copy of the document");
+            }
             ExitCode::FAILURE
         }
     }

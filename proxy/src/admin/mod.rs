@@ -66,8 +66,9 @@ fn route_summary(r: &Route) -> serde_json::Value {
 }
 
 /// `/readyz`: ready once a snapshot is served. Servers whose state limits what they
-/// serve (a database account too privileged for `query`) are listed, and the gateway is
-/// still ready: everything else is served.
+/// serve (a database account too privileged for `query`, a REST tool without the
+/// credential it needs) are listed, and the gateway is still ready: everything else is
+/// served.
 fn readiness(s: &Snapshot) -> serde_json::Value {
     let mut routes: Vec<_> = s.routes.values().collect();
     routes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -75,7 +76,11 @@ fn readiness(s: &Snapshot) -> serde_json::Value {
     let mut warnings = Vec::new();
     for r in routes.iter().filter(|r| r.name == r.source) {
         let Some(status) = r.server.status() else { continue };
-        for (source, st) in status["database"].as_object().into_iter().flatten() {
+        for w in status["warnings"].as_array().into_iter().flatten().filter_map(|w| w.as_str()) {
+            warnings.push(format!("server `{}`: {w}", r.name));
+        }
+        let Some(database) = status.get("database") else { continue };
+        for (source, st) in database.as_object().into_iter().flatten() {
             if st["free_sql"] == "refused" {
                 warnings.push(format!(
                     "server `{}`: query/execute refused: the database account is {} ({})",
@@ -87,7 +92,7 @@ fn readiness(s: &Snapshot) -> serde_json::Value {
                 warnings.push(format!("server `{}` ({source}): the database account is privileged ({})", r.name, st["free_sql"].as_str().unwrap_or("")));
             }
         }
-        databases.insert(r.name.clone(), status["database"].clone());
+        databases.insert(r.name.clone(), database.clone());
     }
     json!({"status": "ready", "generation": s.generation, "servers": s.routes.len(), "databases": databases, "warnings": warnings})
 }

@@ -3,6 +3,7 @@
 //! [`crate::runtime::Snapshot`] built from one.
 
 mod env;
+mod keys;
 pub mod units;
 
 /// Expands `${VAR}` / `${VAR:-default}` / `${VAR:?message}` in one string (also used for
@@ -398,6 +399,10 @@ impl Config {
         if doc.is_null() {
             doc = Yaml::Mapping(Default::default());
         }
+        // Before `${ENV}`: a misspelt key is the error to report, not a variable inside it.
+        if let Yaml::Mapping(map) = &doc {
+            keys::check(map, &Config::top_level_keys(), "top-level key", "").map_err(|m| ConfigError::new(path, None, m))?;
+        }
         let mut from_env = Vec::new();
         env::substitute(&mut doc, &mut String::new(), &mut from_env).map_err(|(field, msg)| ConfigError::new(path, Some(format!("field `{field}`")), msg))?;
         let Yaml::Mapping(mut map) = doc else {
@@ -410,6 +415,14 @@ impl Config {
         config.env_values = server_env_values(&config.servers, from_env);
         config.validate()?;
         Ok(config)
+    }
+
+    /// Every key the top level of a config file may have (`servers` is read apart from
+    /// the derived struct, so serde's own list lacks it).
+    fn top_level_keys() -> Vec<&'static str> {
+        let mut known = keys::fields_of::<Config>().to_vec();
+        known.push("servers");
+        known
     }
 
     /// The folder relative paths in this config resolve against.
@@ -514,6 +527,10 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
             Some(Yaml::String(s)) => s,
             _ => return Err(ConfigError::new(path, ctx("type"), "missing; one of: openapi, rest, database")),
         };
+        let known = server_keys(&kind);
+        if !known.is_empty() {
+            keys::check(&map, &known, "key", &format!(" of a `type: {kind}` server")).map_err(|m| ConfigError::new(path, ctx(""), m))?;
+        }
         let rest = Yaml::Mapping(map);
         let de_err = |e: serde_yaml::Error| ConfigError::new(path, ctx(""), e.to_string());
         let kind = match kind.as_str() {
@@ -529,6 +546,18 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
         out.push(ServerConfig { name, description, kind });
     }
     Ok(out)
+}
+
+/// Every key a server entry of `kind` may have: the common ones, read apart, and its
+/// module's (empty for an unknown kind, which is reported as such).
+fn server_keys(kind: &str) -> Vec<&'static str> {
+    let specific = match kind {
+        "openapi" => keys::fields_of::<crate::openapi::OpenApiServerConfig>(),
+        "rest" => keys::fields_of::<crate::rest::RestServerConfig>(),
+        "database" => keys::fields_of::<crate::database::DatabaseServerConfig>(),
+        _ => return Vec::new(),
+    };
+    ["name", "type", "description"].into_iter().chain(specific.iter().copied()).collect()
 }
 
 #[cfg(test)]

@@ -20,6 +20,17 @@ fn unknown_fields_are_errors_naming_the_field() {
 }
 
 #[test]
+fn unknown_top_level_keys_list_every_valid_key_and_the_near_match() {
+    let e = parse("server:\n  - {name: a, type: rest}\n").unwrap_err().to_string();
+    assert!(e.ends_with("unknown top-level key `server` (did you mean `servers`?); valid keys: listen, admin, session, limits, connections, security, upstream, pingora, servers"), "{e}");
+    let e = parse("servers:\n  - {name: a, type: rest, tool: []}\n").unwrap_err().to_string();
+    assert!(e.contains("server `a`: unknown key `tool` (did you mean `tools`?); valid keys of a `type: rest` server: name, type, description, file,"), "{e}");
+    // The check comes before `${ENV}`: the misspelt key is the news, not a variable in it.
+    let e = parse("sesion: {key: \"${MCPGATE_TEST_UNSET_SESSION_KEY:?unset}\"}\n").unwrap_err().to_string();
+    assert!(e.contains("unknown top-level key `sesion` (did you mean `session`?)"), "{e}");
+}
+
+#[test]
 fn server_errors_name_the_file_the_server_and_the_field() {
     let e = parse("servers:\n  - name: pets\n    type: openapi\n    spec: x.yaml\n    bogus: 1\n").unwrap_err().to_string();
     assert!(e.contains("server `pets`") && e.contains("bogus") && e.contains("test.yaml"), "{e}");

@@ -22,6 +22,22 @@ pub struct Operation {
     pub tags: Vec<String>,
     /// Path template.
     pub path: String,
+    /// The credentials its security requirement asks for when the gateway can supply none
+    /// of them (`OAuth 2 (scheme \`auth\`)`): the call is sent without credentials.
+    pub unsupplied_auth: Option<String>,
+}
+
+impl Operation {
+    /// The sentence a tool's description carries when its credentials are not supplied.
+    pub fn auth_note(&self) -> Option<String> {
+        self.unsupplied_auth.as_ref().map(|auth| format!("Requires {auth}, which this gateway does not supply: calls are sent without it."))
+    }
+
+    /// A warning naming the operation and its tool, when its credentials are not supplied.
+    pub fn auth_warning(&self) -> Option<String> {
+        let auth = self.unsupplied_auth.as_ref()?;
+        Some(format!("{} {} (tool `{}`): requires {auth}, which this gateway does not supply: calls are sent without it", self.tool.request_template.method, self.path, self.tool.name))
+    }
 }
 
 /// The whole conversion.
@@ -218,6 +234,7 @@ fn convert_op(cx: &OpCx<'_>, op: &Value, names: &mut HashSet<String>) -> Result<
     for n in notes {
         description.push_str(&format!("\n\nNote: {n}"));
     }
+    let unsupplied_auth = unsupplied_auth(cx, op);
     let method = cx.method.to_uppercase();
     let annotations = ToolAnnotations {
         read_only_hint: matches!(method.as_str(), "GET" | "HEAD").then_some(true),
@@ -242,7 +259,11 @@ fn convert_op(cx: &OpCx<'_>, op: &Value, names: &mut HashSet<String>) -> Result<
     };
     check_schema(&tool)?;
     let tags = op.get("tags").and_then(Value::as_array).map(|t| t.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
-    Ok(Operation { tool, operation_id, tags, path: cx.path.to_string() })
+    let mut operation = Operation { tool, operation_id, tags, path: cx.path.to_string(), unsupplied_auth };
+    if let Some(note) = operation.auth_note() {
+        operation.tool.description.push_str(&format!("\n\n{note}"));
+    }
+    Ok(operation)
 }
 
 fn op_base(cx: &OpCx<'_>, op: &Map<String, Value>) -> String {
@@ -477,6 +498,40 @@ fn security_for(cx: &OpCx<'_>, op: &Map<String, Value>) -> Option<SecurityRequir
     reqs.iter().filter_map(Value::as_object).flat_map(|r| r.keys()).find(|id| cx.schemes.iter().any(|s| &s.id == *id && usable(s))).map(|id| SecurityRequirement { id: id.clone(), ..Default::default() })
 }
 
+/// When the operation needs credentials and no alternative of its requirement names a
+/// scheme the gateway can inject, the schemes it asks for (`OAuth 2 (scheme \`a\`)`).
+/// `security_for` then leaves the call without credentials, which the tool should say.
+fn unsupplied_auth(cx: &OpCx<'_>, op: &Map<String, Value>) -> Option<String> {
+    let reqs = op.get("security").or_else(|| cx.docs.root.get("security"))?.as_array()?;
+    let alternatives: Vec<&Map<String, Value>> = reqs.iter().filter_map(Value::as_object).collect();
+    if alternatives.is_empty() || alternatives.iter().any(|r| r.is_empty()) || security_for(cx, op).is_some() {
+        return None;
+    }
+    let mut asked: Vec<String> = Vec::new();
+    for id in alternatives.iter().flat_map(|r| r.keys()) {
+        let label = match cx.schemes.iter().find(|s| &s.id == id) {
+            Some(s) => format!("{} (scheme `{id}`)", scheme_label(s)),
+            None => format!("the undeclared security scheme `{id}`"),
+        };
+        if !asked.contains(&label) {
+            asked.push(label);
+        }
+    }
+    Some(asked.join(" or "))
+}
+
+/// What a scheme the gateway cannot inject is, in words.
+fn scheme_label(s: &SecurityScheme) -> String {
+    match (s.kind.as_str(), s.scheme.as_deref(), s.location.as_deref()) {
+        ("oauth2", ..) => "OAuth 2".into(),
+        ("openIdConnect", ..) => "OpenID Connect".into(),
+        ("mutualTLS", ..) => "mutual TLS".into(),
+        ("http", Some(scheme), _) => format!("HTTP {scheme} authentication"),
+        ("apiKey", _, Some(location)) => format!("an API key in `{location}`"),
+        (kind, ..) => format!("`{kind}` authentication"),
+    }
+}
+
 fn check_schema(tool: &RestTool) -> Result<(), String> {
     let file = RestToolsFile { tools: vec![tool.clone()], ..Default::default() };
     let def = crate::rest::server::tool_defs(&file).into_iter().next().ok_or("no tool")?;
@@ -534,6 +589,22 @@ mod tests {
         assert!(b.request_template.security.is_none());
         assert_eq!((b.args[0].style.as_deref(), b.args[0].explode), (Some("form"), Some(false)));
         assert!(c.skipped[0].reason.contains("multipart"));
+    }
+
+    #[test]
+    fn credentials_the_gateway_cannot_supply_are_named() {
+        let c = conv(json!({"swagger": "2.0", "host": "api", "security": [{"auth": []}],
+            "securityDefinitions": {"auth": {"type": "oauth2", "flow": "implicit", "authorizationUrl": "https://a/x", "scopes": {}}, "key": {"type": "apiKey", "in": "header", "name": "K"}, "digest": {"type": "http", "scheme": "digest"}},
+            "paths": {"/a": {"get": {"responses": {}}},
+                      "/b": {"get": {"security": [{"auth": []}, {"key": []}], "responses": {}}},
+                      "/c": {"get": {"security": [{"auth": [], "ghost": []}, {"auth": []}], "responses": {}}},
+                      "/d": {"get": {"security": [{}, {"auth": []}], "responses": {}}}}}));
+        let auth: Vec<_> = c.operations.iter().map(|o| o.unsupplied_auth.as_deref()).collect();
+        assert_eq!(auth, [Some("OAuth 2 (scheme `auth`)"), None, Some("OAuth 2 (scheme `auth`) or the undeclared security scheme `ghost`"), None]);
+        assert!(c.operations[0].tool.description.ends_with("\n\nRequires OAuth 2 (scheme `auth`), which this gateway does not supply: calls are sent without it."));
+        assert_eq!(c.operations[0].auth_warning().as_deref(), Some("GET /a (tool `get_a`): requires OAuth 2 (scheme `auth`), which this gateway does not supply: calls are sent without it"));
+        assert!(!c.operations[1].tool.description.contains("Requires"));
+        assert_eq!(scheme_label(&c.server.security_schemes.iter().find(|s| s.id == "digest").cloned().unwrap()), "HTTP digest authentication");
     }
 
     #[test]

@@ -122,6 +122,16 @@ pub enum OpenApiError {
     Rest(#[from] crate::rest::RestError),
 }
 
+impl OpenApiError {
+    /// The URL that could not be fetched, when that is the error.
+    pub fn unfetched_url(&self) -> Option<&str> {
+        match self {
+            OpenApiError::Fetch { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+}
+
 /// An operation that did not become a tool, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
@@ -143,13 +153,17 @@ pub struct Conversion {
     pub file: RestToolsFile,
     /// Operations that did not become tools.
     pub skipped: Vec<Skipped>,
+    /// Tools that are served but whose calls go without the credentials they need (see
+    /// [`convert::Operation::auth_warning`]).
+    pub warnings: Vec<String>,
 }
 
 /// Loads and converts a document with no filters.
 pub async fn convert_source(source: &str, base_dir: &Path, base_url: Option<&str>) -> Result<Conversion, OpenApiError> {
     let docs = load::Documents::load(source, base_dir).await?;
     let c = convert::convert(&docs, base_url, &server_name(&docs, source))?;
-    Ok(Conversion { file: RestToolsFile { server: c.server, tools: c.operations.into_iter().map(|o| o.tool).collect(), ..Default::default() }, skipped: c.skipped })
+    let warnings = c.operations.iter().filter_map(convert::Operation::auth_warning).collect();
+    Ok(Conversion { file: RestToolsFile { server: c.server, tools: c.operations.into_iter().map(|o| o.tool).collect(), ..Default::default() }, skipped: c.skipped, warnings })
 }
 
 fn server_name(docs: &load::Documents, source: &str) -> String {
@@ -170,18 +184,19 @@ fn matcher(f: &OperationFilter) -> Result<impl Fn(&convert::Operation) -> bool +
     Ok(move |o: &convert::Operation| o.operation_id.as_ref().is_some_and(|id| f.operations.contains(id)) || f.operations.contains(&o.tool.name) || o.tags.iter().any(|t| f.tags.contains(t)) || globs.is_match(&o.path))
 }
 
-/// Applies include/exclude and overrides.
-pub fn select(cfg: &OpenApiServerConfig, operations: Vec<convert::Operation>) -> Result<Vec<crate::rest::model::RestTool>, OpenApiError> {
+/// Applies include/exclude and overrides; returns the operations kept, their tools changed.
+pub fn select(cfg: &OpenApiServerConfig, operations: Vec<convert::Operation>) -> Result<Vec<convert::Operation>, OpenApiError> {
     let include = cfg.include.as_ref().map(matcher).transpose()?;
     let exclude = cfg.exclude.as_ref().map(matcher).transpose()?;
-    let mut tools = Vec::new();
+    let mut kept = Vec::new();
     let mut used_overrides = Vec::new();
-    for op in operations {
+    for mut op in operations {
         if include.as_ref().is_some_and(|m| !m(&op)) || exclude.as_ref().is_some_and(|m| m(&op)) {
             continue;
         }
         let key = op.operation_id.clone().filter(|id| cfg.overrides.contains_key(id)).unwrap_or_else(|| op.tool.name.clone());
-        let mut tool = op.tool;
+        let note = op.auth_note();
+        let tool = &mut op.tool;
         if let Some(o) = cfg.overrides.get(&key) {
             used_overrides.push(key.clone());
             if let Some(n) = &o.name {
@@ -191,19 +206,23 @@ pub fn select(cfg: &OpenApiServerConfig, operations: Vec<convert::Operation>) ->
                 tool.title = o.title.clone();
             }
             if let Some(d) = &o.description {
-                tool.description = d.clone();
+                // The new text replaces the document's; the credentials note stays true.
+                tool.description = match &note {
+                    Some(n) => format!("{d}\n\n{n}"),
+                    None => d.clone(),
+                };
             }
             for (arg, value) in &o.fixed_args {
                 let a = tool.args.iter_mut().find(|a| &a.name == arg).ok_or_else(|| OpenApiError::Config(format!("overrides.{key}.fixed_args: the tool has no argument `{arg}`")))?;
                 a.fixed = Some(value.clone());
             }
         }
-        tools.push(tool);
+        kept.push(op);
     }
     for k in cfg.overrides.keys().filter(|k| !used_overrides.contains(k)) {
         log::warn!("overrides.{k}: no operation with that operationId or tool name was selected");
     }
-    Ok(tools)
+    Ok(kept)
 }
 
 /// Builds the route for a `type: openapi` server.
@@ -213,10 +232,14 @@ pub async fn build(name: &str, cfg: &OpenApiServerConfig, cx: &BuildContext<'_>)
     if !converted.skipped.is_empty() {
         log::info!("server `{name}`: {} operation(s) skipped (reasons logged above)", converted.skipped.len());
     }
-    let tools = select(cfg, converted.operations)?;
-    let file = RestToolsFile { server: converted.server, tools, ..Default::default() };
+    let selected = select(cfg, converted.operations)?;
+    let warnings: Vec<String> = selected.iter().filter_map(convert::Operation::auth_warning).collect();
+    for w in &warnings {
+        log::warn!("server `{name}`: {w}");
+    }
+    let file = RestToolsFile { server: converted.server, tools: selected.into_iter().map(|o| o.tool).collect(), ..Default::default() };
     let settings = RestSettings::new(&cfg.credentials, cfg.timeout, cfg.connect_timeout, cfg.max_response_bytes, cx);
-    let server = RestServer::new(name, file, settings, cx).await?;
+    let server = RestServer::new(name, file, settings, cx).await?.with_warnings(warnings);
     let description = docs.root.pointer("/info/title").and_then(Value::as_str).map(str::to_owned);
     Ok(vec![BuiltRoute { name: name.to_string(), description, server: std::sync::Arc::new(server) }])
 }
@@ -238,8 +261,8 @@ mod tests {
         serde_yaml::from_str(&format!("spec: x\n{yaml}")).unwrap()
     }
 
-    fn names(tools: &[crate::rest::model::RestTool]) -> Vec<&str> {
-        tools.iter().map(|t| t.name.as_str()).collect()
+    fn names(ops: &[convert::Operation]) -> Vec<&str> {
+        ops.iter().map(|o| o.tool.name.as_str()).collect()
     }
 
     #[test]
@@ -252,7 +275,7 @@ mod tests {
 
     #[test]
     fn overrides_rename_describe_and_fix_arguments() {
-        let tools = select(&cfg("overrides: {listPets: {name: pets, description: All pets, fixed_args: {status: sold}}}"), ops()).unwrap();
+        let tools: Vec<_> = select(&cfg("overrides: {listPets: {name: pets, description: All pets, fixed_args: {status: sold}}}"), ops()).unwrap().into_iter().map(|o| o.tool).collect();
         let t = &tools[0];
         assert_eq!((t.name.as_str(), t.description.as_str()), ("pets", "All pets"));
         assert_eq!(t.args[0].fixed, Some(json!("sold")));

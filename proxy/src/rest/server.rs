@@ -153,6 +153,9 @@ pub struct RestServer {
     /// Removes this server's configured secrets from everything upstream-derived a client
     /// sees (error excerpts, echoed requests, headers quoted by error templates).
     scrubber: Scrubber,
+    /// What limits the tools served, found at load (a credential not configured, one the
+    /// gateway cannot supply), shown in `/readyz` and `/admin/servers`.
+    warnings: Vec<String>,
 }
 
 fn err(route: &str, tool: &str, msg: impl std::fmt::Display) -> RestError {
@@ -175,6 +178,7 @@ impl RestServer {
         let mut defs = Vec::new();
         let mut tools = Vec::new();
         let mut secrets = SecretSet::default();
+        let mut warnings = Vec::new();
         config_secrets(&config, false, &mut secrets);
         for v in cx.env_values.get(route).into_iter().flatten() {
             secrets.add(v);
@@ -186,6 +190,7 @@ impl RestServer {
             let prepared = prepare(route, tool, &file, &settings, &config, &mut targets, &mut secrets).await?;
             if let Security::Missing(m) = &prepared.security {
                 log::warn!("server `{route}`, tool `{}`: {m}", tool.name);
+                warnings.push(format!("tool `{}`: {m}; its calls fail", tool.name));
             }
             defs.push(tool_def(tool));
             tools.push(prepared);
@@ -197,7 +202,15 @@ impl RestServer {
                 }
             }
         }
-        Ok(RestServer { defs, tools, config, max_response_bytes: settings.max_response_bytes, scrubber: secrets.build() })
+        Ok(RestServer { defs, tools, config, max_response_bytes: settings.max_response_bytes, scrubber: secrets.build(), warnings })
+    }
+
+    /// Adds what the server's source knows limits it (an OpenAPI operation whose
+    /// credentials the gateway cannot supply) to the warnings its status shows.
+    pub fn with_warnings(mut self, mut found: Vec<String>) -> Self {
+        found.append(&mut self.warnings);
+        self.warnings = found;
+        self
     }
 }
 
@@ -719,6 +732,10 @@ impl ToolServer for RestServer {
             Some(t) => self.scrubber.scrub_result(t.response.map(response, None)),
             None => CallToolResult::error("unknown tool"),
         }
+    }
+
+    fn status(&self) -> Option<Value> {
+        (!self.warnings.is_empty()).then(|| json!({"warnings": self.warnings}))
     }
 }
 

@@ -22,6 +22,21 @@ pub struct BuildError {
     pub server: String,
     /// What went wrong.
     pub message: String,
+    /// The URL of a document the server needs and could not fetch, when that is why it
+    /// failed (`mcpgate --test` then says that it fetches URL specs).
+    pub unfetched: Option<String>,
+}
+
+/// Why one config entry did not build.
+struct Failure {
+    message: String,
+    unfetched: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure { message, unfetched: None }
+    }
 }
 
 /// What a server-kind module hands to the snapshot builder.
@@ -122,12 +137,12 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     let pending: Vec<_> = config.servers.iter().map(|server| build_entry(server, cx, &database_turn)).collect();
     let mut builds = futures::stream::iter(pending).buffered(PARALLEL_BUILDS);
     while let Some((server, fingerprint, built)) = builds.next().await {
-        let err = |message: String| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message };
+        let err = |f: Failure| BuildError { file: config.path.display().to_string(), server: server.name.clone(), message: f.message, unfetched: f.unfetched };
         for b in built.map_err(err)? {
             if routes.contains_key(&b.name) {
-                return Err(err(format!("route `{}` is defined twice", b.name)));
+                return Err(err(format!("route `{}` is defined twice", b.name).into()));
             }
-            let route = prepare_route(b, server, &fingerprint).map_err(err)?;
+            let route = prepare_route(b, server, &fingerprint).map_err(|m| err(m.into()))?;
             routes.insert(route.name.clone(), Arc::new(route));
         }
     }
@@ -144,7 +159,7 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
 /// One config entry built (or reused), with its fingerprint. Database entries take turns
 /// (`database_turn`, FIFO, so in config order), as they did before builds overlapped:
 /// entries may share one SQLite file that the first one seeds.
-async fn build_entry<'a>(server: &'a ServerConfig, cx: &BuildContext<'_>, database_turn: &tokio::sync::Mutex<()>) -> (&'a ServerConfig, String, Result<Vec<BuiltRoute>, String>) {
+async fn build_entry<'a>(server: &'a ServerConfig, cx: &BuildContext<'_>, database_turn: &tokio::sync::Mutex<()>) -> (&'a ServerConfig, String, Result<Vec<BuiltRoute>, Failure>) {
     let _turn = match &server.kind {
         ServerKind::Database(_) => Some(database_turn.lock().await),
         _ => None,
@@ -202,15 +217,18 @@ fn reusable_routes(server: &ServerConfig, cx: &BuildContext<'_>, fingerprint: &s
     (!reused.is_empty()).then_some(reused)
 }
 
-async fn build_server(server: &ServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, String> {
+async fn build_server(server: &ServerConfig, cx: &BuildContext<'_>) -> Result<Vec<BuiltRoute>, Failure> {
     match &server.kind {
-        ServerKind::Openapi(c) => crate::openapi::build(&server.name, c, cx).await.map_err(|e| e.to_string()),
-        ServerKind::Rest(c) => crate::rest::build(&server.name, c, cx).await.map_err(|e| e.to_string()),
-        ServerKind::Database(c) => crate::database::build(&server.name, c, cx).await.map_err(|e| e.to_string()),
+        ServerKind::Openapi(c) => crate::openapi::build(&server.name, c, cx).await.map_err(|e| Failure { unfetched: e.unfetched_url().map(str::to_owned), message: e.to_string() }),
+        ServerKind::Rest(c) => crate::rest::build(&server.name, c, cx).await.map_err(|e| e.to_string().into()),
+        ServerKind::Database(c) => crate::database::build(&server.name, c, cx).await.map_err(|e| e.to_string().into()),
     }
     .map(|mut routes| {
+        // The configured description describes the entry: it wins over what the module
+        // found (an OpenAPI document's title) on the entry's own route, and fills in for
+        // routes the module left undescribed (a database's toolsets say which they are).
         for r in &mut routes {
-            if r.description.is_none() {
+            if server.description.is_some() && (r.name == server.name || r.description.is_none()) {
                 r.description = server.description.clone();
             }
         }
@@ -224,6 +242,9 @@ fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str) -> Res
     let (pages, legacy_pages) = build_pages(defs).map_err(|e| e.to_string())?;
     Ok(Route {
         metrics: crate::metrics::RouteMetrics::new(&b.name, catalog.len()),
+        // The configured description describes the entry: it wins over what the module
+        // found (an OpenAPI document's title) on the entry's own route, and fills in for
+        // routes the module left undescribed (a database's toolsets say which they are).
         name: b.name,
         kind: server.kind.type_name(),
         source: server.name.clone(),
