@@ -205,19 +205,14 @@ async fn rest_tools_build_requests_and_map_responses() {
     rest_tool_checks(&gw, &backend).await;
 }
 
-/// The same checks with single calls riding Pingora's proxy phases.
-#[tokio::test]
-async fn rest_tools_through_the_proxy_phases() {
+/// The removed proxy-phase call mode is refused at load with a message saying what to do.
+#[test]
+fn the_removed_proxy_mode_is_a_clear_config_error() {
     let backend = Backend::start();
-    let gw = Gateway::start(&format!("upstream: {{mode: proxy}}\n{}", rest_config(&backend)));
-    rest_tool_checks(&gw, &backend).await;
-    // Petstore too, including a dead backend answered from fail_to_proxy.
-    let gw2 = Gateway::start(&format!("upstream: {{mode: proxy}}\n{}", petstore_config(&backend)));
-    let mut c = Raw::new(gw2.url("petstore"));
-    c.initialize("2025-06-18").await;
-    assert_eq!(c.call("getPetById", json!({"petId": 8})).await["structuredContent"]["name"], "pet-8");
-    let r = c.call("getPetById", json!({"petId": 4242})).await;
-    assert!(text(&r).contains("HTTP 404"), "{r}");
+    let err = Gateway::try_start(&format!("upstream: {{mode: proxy}}\n{}", rest_config(&backend))).err().expect("refused");
+    assert!(err.1.contains("upstream.mode") && err.1.contains("no longer supported") && err.1.contains("remove the key"), "{}", err.1);
+    // `connector` still loads (it is what every call uses).
+    Gateway::start(&format!("upstream: {{mode: connector}}\n{}", rest_config(&backend)));
 }
 
 async fn rest_tool_checks(gw: &Gateway, backend: &Backend) {

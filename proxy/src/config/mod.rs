@@ -290,10 +290,10 @@ pub struct UpstreamDefaults {
     /// truncated with a note.
     #[serde(default = "default_max_response")]
     pub max_response_bytes: Size,
-    /// How a single REST tools/call reaches its API: `connector` (default) runs the call on
-    /// Pingora's pooled connector from the request phase and answers with one write;
-    /// `proxy` rides Pingora's proxy phases (upstream_peer → upstream_request_filter →
-    /// response_body_filter), which streams but costs two extra writes per call.
+    /// How a REST tools/call reaches its API: always `connector` (Pingora's pooled
+    /// connector, from the request phase). Accepted so configs that name it keep loading;
+    /// the `proxy` mode is gone (a call finishing in Pingora's synchronous body filter
+    /// could never run an async step after it, such as settling a quota).
     #[serde(default)]
     pub mode: UpstreamMode,
     /// Largest OpenAPI document set (the spec and the files its `$ref`s name, together)
@@ -313,7 +313,7 @@ pub enum UpstreamMode {
     /// Pingora's connector, from `request_filter`.
     #[default]
     Connector,
-    /// Pingora's proxy phases.
+    /// The removed proxy-phase mode: parsed only to refuse it with a clear message.
     Proxy,
 }
 
@@ -450,6 +450,9 @@ impl Config {
         }
         self.connections.validate().map_err(|(field, m)| err(&format!("field `{field}`"), m))?;
         self.limits.check_sse().map_err(|(field, msg)| err(field, msg.into()))?;
+        if self.upstream.mode == UpstreamMode::Proxy {
+            return Err(err("field `upstream.mode`", "`proxy` is no longer supported: every tools/call now runs on the connector (the former default), so governance stages can run after the call; remove the key".into()));
+        }
         if let Some(p) = &self.pingora {
             let text = serde_yaml::to_string(p).unwrap_or_default();
             pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;

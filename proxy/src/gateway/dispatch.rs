@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pingora_error::Result;
 use pingora_proxy::Session;
 
-use super::{legacy_sse, respond, streamable, GatewayState, RequestCtx};
+use super::{legacy_sse, respond, streamable, GatewayState};
 use crate::mcp::jsonrpc::INVALID_REQUEST;
 use crate::runtime::{Route, Snapshot};
 
@@ -48,7 +48,7 @@ fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
 }
 
 /// Dispatches a request; `Ok(true)` when answered here, `Ok(false)` to proxy upstream.
-pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+pub async fn request(state: &Arc<GatewayState>, session: &mut Session) -> Result<bool> {
     crate::listener::head_read(session.as_downstream().stream());
     let snapshot = state.snapshot.load_full();
     // The path is parsed once and the route looked up while the path is borrowed from
@@ -75,7 +75,7 @@ pub async fn request(state: &Arc<GatewayState>, session: &mut Session, ctx: &mut
     let method = &session.req_header().method;
     let (post, delete, get) = (method == http::Method::POST, method == http::Method::DELETE, method == http::Method::GET);
     match endpoint {
-        Endpoint::Streamable if post => streamable::post(&req, session, ctx).await,
+        Endpoint::Streamable if post => streamable::post(&req, session).await,
         // The cold endpoints are boxed: their state would otherwise be part of every
         // request's future, which Pingora boxes (and so copies) per request.
         Endpoint::Streamable if delete => Box::pin(streamable::delete(&req, session)).await,
@@ -112,17 +112,13 @@ pub enum BodyFailure {
     Malformed(String),
 }
 
-/// Reads the whole request body up to `limit` within `deadline`. With `keep_for_proxy`,
-/// Pingora's retry buffer keeps a copy so the proxy phases can still send a (replaced)
-/// body upstream; without it (the default connector path) the body is read once, not
-/// copied twice. A connection that breaks mid-body is an error (nobody to answer).
-pub async fn read_body(session: &mut Session, limit: usize, deadline: std::time::Duration, keep_for_proxy: bool) -> Result<std::result::Result<Bytes, BodyFailure>> {
+/// Reads the whole request body up to `limit` within `deadline`, once (no retry buffer:
+/// nothing is re-sent upstream). A connection that breaks mid-body is an error (nobody to
+/// answer).
+pub async fn read_body(session: &mut Session, limit: usize, deadline: std::time::Duration) -> Result<std::result::Result<Bytes, BodyFailure>> {
     let declared = session.req_header().headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if let Some(n) = declared.filter(|n| *n > limit) {
         return Ok(Err(BodyFailure::TooLarge(n)));
-    }
-    if keep_for_proxy {
-        session.enable_retry_buffering();
     }
     match tokio::time::timeout(deadline, read_chunks(session, limit)).await {
         Ok(Ok(read)) => Ok(read),

@@ -143,7 +143,7 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     let query = session.req_header().uri.query().unwrap_or("").to_string();
     let token = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "sessionId" || k == "session_id").map(|(_, v)| v.into_owned());
     let limits = &req.snapshot.config.limits;
-    let body = match read_body(session, limits.max_request_body.0, req.snapshot.config.connections.body_timeout.0, false).await? {
+    let body = match read_body(session, limits.max_request_body.0, req.snapshot.config.connections.body_timeout.0).await? {
         Ok(b) => b,
         Err(f) => return body_failure(session, f, limits.max_request_body.0).await,
     };

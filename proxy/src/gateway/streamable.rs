@@ -8,8 +8,7 @@ use pingora_proxy::Session;
 use serde_json::value::RawValue;
 
 use super::dispatch::{body_failure, read_body, refuse_long_batch, Request};
-use super::proxy_call::ProxyState;
-use super::{respond, RequestCtx};
+use super::respond;
 use crate::mcp::http as mh;
 use crate::mcp::jsonrpc::{self, Body, BodyError, Message, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::methods::{self, MethodCtx, Outcome, PendingCall};
@@ -19,10 +18,9 @@ use crate::tools::CallContext;
 
 /// POST `/mcp/{server}`. The body is read before the transport rules are checked, so an
 /// error about the request (Accept, Content-Type, version, session) is addressed to its id.
-pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+pub async fn post(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     let limit = req.snapshot.config.limits.max_request_body.0;
-    let proxy_mode = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
-    let body = match read_body(session, limit, req.snapshot.config.connections.body_timeout.0, proxy_mode).await? {
+    let body = match read_body(session, limit, req.snapshot.config.connections.body_timeout.0).await? {
         Ok(b) => b,
         Err(f) => return body_failure(session, f, limit).await,
     };
@@ -61,7 +59,7 @@ pub async fn post(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx
     };
     let version = claims.version;
     match parsed {
-        Body::Single(Message::Request { id, method, params }) => single_request(req, session, ctx, version, id, method, params).await,
+        Body::Single(Message::Request { id, method, params }) => single_request(req, session, version, id, method, params).await,
         Body::Single(_) => respond::accepted(session).await,
         Body::Batch(items) => batch(req, session, version, items).await,
     }
@@ -97,7 +95,7 @@ async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, par
     }
 }
 
-async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut RequestCtx, version: ProtocolVersion, id: &RawValue, method: &str, params: Option<&RawValue>) -> Result<bool> {
+async fn single_request(req: &Request<'_>, session: &mut Session, version: ProtocolVersion, id: &RawValue, method: &str, params: Option<&RawValue>) -> Result<bool> {
     let outcome = {
         let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None } };
         methods::handle_request(&cx, id, method, params).await
@@ -105,18 +103,11 @@ async fn single_request(req: &Request<'_>, session: &mut Session, ctx: &mut Requ
     match outcome {
         Outcome::Reply(reply) | Outcome::Initialized { reply, .. } => respond::json(session, reply).await,
         Outcome::Proxy(pending) => {
-            // Pingora re-sends the body from its retry buffer, which holds at most 64 KiB;
-            // bigger requests run on the connector instead of the proxy phases.
-            let proxy = req.snapshot.config.upstream.mode == crate::config::UpstreamMode::Proxy;
-            if !proxy || session.get_retry_buffer().is_none() {
-                let present = crate::listener::client_present(session.as_downstream().stream());
-                return match run_while(req, &pending, &present).await {
-                    Some(reply) => respond::json(session, reply).await,
-                    None => abandoned(session),
-                };
+            let present = crate::listener::client_present(session.as_downstream().stream());
+            match run_while(req, &pending, &present).await {
+                Some(reply) => respond::json(session, reply).await,
+                None => abandoned(session),
             }
-            ctx.proxy = Some(ProxyState::new(pending));
-            Ok(false)
         }
     }
 }

@@ -99,11 +99,8 @@ pub struct UpstreamTarget {
     pub connect_timeout: Duration,
     /// Whole-call timeout: waiting for and reading the response.
     pub read_timeout: Duration,
-    /// The Pingora peer (resolved address, TLS, connect and per-read/write timeouts)
-    /// for calls that ride the proxy phases, built once rather than on every call.
-    pub peer: pingora::upstreams::peer::HttpPeer,
-    /// The same peer for calls run on the connector: no per-read/write timers, since the
-    /// whole call already runs under one.
+    /// The Pingora peer (resolved address, TLS, connect timeout), built once rather than
+    /// on every call; no per-read/write timers, since the whole call runs under one.
     pub call_peer: pingora::upstreams::peer::HttpPeer,
 }
 
@@ -112,9 +109,8 @@ impl UpstreamTarget {
     /// cannot be a header value.
     pub fn new(addr: SocketAddr, tls: bool, sni: String, host_header: String, connect_timeout: Duration, read_timeout: Duration) -> Option<Self> {
         let host_value = http::HeaderValue::from_str(&host_header).ok()?;
-        let peer = crate::upstream::peer(addr, tls, &sni, connect_timeout, Some(read_timeout));
-        let call_peer = crate::upstream::peer(addr, tls, &sni, connect_timeout, None);
-        Some(UpstreamTarget { sni, host_header, host_value, connect_timeout, read_timeout, peer, call_peer })
+        let call_peer = crate::upstream::peer(addr, tls, &sni, connect_timeout);
+        Some(UpstreamTarget { sni, host_header, host_value, connect_timeout, read_timeout, call_peer })
     }
 }
 

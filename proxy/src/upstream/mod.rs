@@ -1,7 +1,5 @@
-//! Upstream HTTP for tool calls: turning an [`HttpCall`] into a Pingora peer and request
-//! header (used by the proxy phases), and a client that runs a call to completion through
-//! Pingora's pooled connector (used where a call cannot ride the proxy phases: batches,
-//! the legacy SSE transport, request bodies beyond Pingora's retry buffer).
+//! Upstream HTTP for tool calls: an [`HttpCall`]'s Pingora peer and request header, and the
+//! client that runs every REST call to completion through Pingora's pooled connector.
 
 use std::time::Duration;
 
@@ -58,7 +56,7 @@ impl UpstreamError {
         CallToolResult::error(self.to_string())
     }
 
-    /// Classifies a Pingora error raised while proxying to `target`.
+    /// Classifies a Pingora error raised while calling `target`.
     pub fn from_pingora(e: &Error, target: &UpstreamTarget) -> Self {
         let addr = target.host_header.clone();
         match e.etype() {
@@ -84,15 +82,13 @@ fn readable(e: &Error) -> String {
     out.replace("connect ", "connection ").replace("t l s", "TLS")
 }
 
-/// The Pingora peer for an upstream (kept in its [`UpstreamTarget`]); `io_timeout`
-/// bounds each read and write (`None` when the caller bounds the whole exchange).
-pub fn peer(addr: std::net::SocketAddr, tls: bool, sni: &str, connect_timeout: Duration, io_timeout: Option<Duration>) -> HttpPeer {
+/// The Pingora peer for an upstream (kept in its [`UpstreamTarget`]). Reads and writes
+/// have no timers of their own: [`execute_while`] bounds the whole exchange.
+pub fn peer(addr: std::net::SocketAddr, tls: bool, sni: &str, connect_timeout: Duration) -> HttpPeer {
     let mut peer = HttpPeer::new(addr, tls, sni.to_string());
     let o = &mut peer.options;
     o.connection_timeout = Some(connect_timeout);
     o.total_connection_timeout = Some(connect_timeout);
-    o.read_timeout = io_timeout;
-    o.write_timeout = io_timeout;
     o.idle_timeout = Some(POOL_IDLE);
     peer
 }
@@ -125,7 +121,7 @@ pub fn request_header(call: &HttpCall) -> pingora_error::Result<RequestHeader> {
 }
 
 /// Appends `chunk` to `body` up to `cap`; returns false once the cap is hit.
-pub fn append_capped(body: &mut BytesMut, chunk: &[u8], cap: usize) -> bool {
+fn append_capped(body: &mut BytesMut, chunk: &[u8], cap: usize) -> bool {
     let room = cap.saturating_sub(body.len());
     if chunk.len() <= room {
         body.extend_from_slice(chunk);
