@@ -165,7 +165,12 @@ async fn flood(addr: SocketAddr, endpoints: Vec<String>, tasks: usize, until: In
         let (http, endpoints, tally, first_429) = (http.clone(), endpoints.clone(), tally.clone(), first_429.clone());
         handles.push(tokio::spawn(async move {
             let mut i = t as u64;
-            while Instant::now() < until {
+            // On a loaded machine 4 s may not post enough to reach a bound; keep going (at
+            // most 20 s more) until one shows: a 429, or a 404 once the write deadline closed
+            // a stream.
+            let hard_stop = until + Duration::from_secs(20);
+            let bounded = || tally.too_many.load(Ordering::Relaxed) + tally.gone.load(Ordering::Relaxed) > 0;
+            while Instant::now() < until || (!bounded() && Instant::now() < hard_stop) {
                 i += tasks as u64;
                 let url = format!("http://{addr}{}", endpoints[i as usize % endpoints.len()]);
                 let Ok(r) = http.post(url).header("content-type", "application/json").body(big_call(i)).send().await else {
@@ -267,7 +272,9 @@ async fn flood_round(gw: &Gateway, reader: &mut Reader, next_id: &mut i64, basel
     flooding.await.expect("flood");
     let (accepted, too_many, gone, other) = (tally.accepted.load(Ordering::Relaxed), tally.too_many.load(Ordering::Relaxed), tally.gone.load(Ordering::Relaxed), tally.other.load(Ordering::Relaxed));
     eprintln!("flood: {accepted} accepted, {too_many} refused 429, {gone} 404 after the stream closed, {other} other; normal clients served during it: {streamable_ok} Streamable, {sse_ok} SSE (slowest pair {slowest:?})");
-    assert!(too_many > 0, "a session that does not read its stream meets 429s ({accepted} accepted)");
+    // Which bound a stalled session meets first depends on the machine's speed: its in-flight
+    // slots (429) or the write deadline ending it (404); the test asserts 429s over both rounds.
+    assert!(too_many + gone > 0, "a session that does not read its stream meets 429s or ends ({accepted} accepted)");
     assert_eq!(other, 0, "every flood POST gets 202, 429 or 404");
     assert!(streamable_ok >= 1 && sse_ok >= 1, "normal clients kept being served");
 
@@ -324,6 +331,7 @@ async fn stalled_clients_are_bounded_and_freed() {
     let mut next_id = 2;
     let first = flood_round(&gw, &mut reader, &mut next_id, baseline).await;
     let second = flood_round(&gw, &mut reader, &mut next_id, baseline).await;
+    assert!(first.too_many + second.too_many > 0, "sessions that do not read their streams met 429s (limits.max_sse_inflight)");
     eprintln!("gateway VmRSS (KiB): baseline {baseline}, round 1 peak {} then {}, round 2 peak {} then {}", first.peak_kib, first.settled_kib, second.peak_kib, second.settled_kib);
     assert!(first.peak_kib.max(second.peak_kib) < baseline + 150 * 1024, "peak RSS {} / {} KiB vs baseline {baseline} KiB", first.peak_kib, second.peak_kib);
     for (round, r) in [(1, &first), (2, &second)] {
