@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the Debian package end to end: builds it (scripts/package.sh), installs it, starts
 # the service the way its unit does, calls tools through it over MCP with curl, checks what
-# the service owns, reinstalls it, stops it and purges it.
+# the service owns, reinstalls it (with a zero-downtime binary upgrade), stops it and purges it.
 #   scripts/package-check.sh [--profile NAME]     (as package.sh; default: release)
 # Where systemd is PID 1 it starts mcpgate.service; elsewhere (containers, CI) it runs the
 # unit's ExecStartPre/ExecStart itself: same user, environment file, umask and directory
@@ -35,8 +35,17 @@ SYSTEMD=no
 if state=$(systemctl is-system-running 2>/dev/null) || [ "$state" = running ] || [ "$state" = degraded ]; then SYSTEMD=yes; fi
 
 PID="" INSTALLED=no
-cleanup() {
-  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then $SUDO kill -TERM "$PID" || true; fi
+cleanup() { # on failure: stop what this check started (SIGTERM drains for up to 15 s), then purge
+  local pids p alive
+  pids="$PID ${new:-} $(cat /run/mcpgate/mcpgate.pid 2>/dev/null || true)"
+  for p in $pids; do $SUDO kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 300); do
+    alive=no
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=yes; done
+    [ $alive = yes ] || break
+    sleep 0.1
+  done
+  for p in $pids; do $SUDO kill -KILL "$p" 2>/dev/null || true; done
   if [ $INSTALLED = yes ]; then $SUDO dpkg --purge mcpgate >/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -75,7 +84,7 @@ echo "user, directories, session key, conffile and data files: OK"
 # The unit's settings, read from the installed file so this runs what systemd would.
 unit() { sed -n "s/^$1=//p" "$UNIT" | tail -n1; }
 run_as_unit() { # the command line of one Exec*= setting
-  local envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin HOME=/var/lib/mcpgate USER="$(unit User)" LOGNAME="$(unit User)" SHELL=/usr/sbin/nologin)
+  local envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin HOME="$home" USER="$(unit User)" LOGNAME="$(unit User)" SHELL="$shell")   # as systemd sets them
   local line file
   file=$(unit EnvironmentFile); file=${file#-}
   if [ -n "$file" ] && $SUDO test -f "$file"; then
@@ -161,18 +170,25 @@ foreign=$($SUDO find /var/lib/mcpgate /var/log/mcpgate /run/mcpgate ! -user mcpg
 [ -z "$foreign" ] || fail "not owned by mcpgate: $foreign"
 $SUDO find /var/lib/mcpgate /var/log/mcpgate /run/mcpgate -exec stat -c '%U:%G %a %n' {} +
 
-step "reinstall keeps the session key and the edited config"
+step "reinstall: the session key and the edited config stay, the binary is upgraded in place"
 echo "# edited by package-check" | $SUDO tee -a /etc/mcpgate/mcpgate.yaml >/dev/null
 before=$($SUDO sha256sum "$ENV_FILE" /etc/mcpgate/mcpgate.yaml)
 $SUDO dpkg -i --force-confold "$DEB" >/dev/null
 [ "$($SUDO sha256sum "$ENV_FILE" /etc/mcpgate/mcpgate.yaml)" = "$before" ] || fail "reinstalling changed $ENV_FILE or the edited config"
-if [ $SYSTEMD = yes ]; then # postinst asked for a zero-downtime binary upgrade
-  for _ in $(seq 100); do new=$(systemctl show -p MainPID --value mcpgate.service); [ "$new" != "$PID" ] && [ "$new" != 0 ] && break; sleep 0.1; done
-  [ "$new" != "$PID" ] || fail "the binary upgrade on reinstall did not replace pid $PID"
-  PID=$new
-fi
-curl -fsS "$ADMIN/readyz" >/dev/null || fail "not ready after the reinstall"
-echo "key and config kept; serving (pid $PID)"
+# Under systemd, postinst asks the running service for the zero-downtime binary upgrade;
+# without it, send the same signal the unit would.
+[ $SYSTEMD = yes ] || $SUDO kill -USR2 "$PID"
+for _ in $(seq 100); do
+  new=$(if [ $SYSTEMD = yes ]; then systemctl show -p MainPID --value mcpgate.service; else cat "$(unit PIDFile)" 2>/dev/null || echo "$PID"; fi)   # rewritten during the handover
+  [ "$new" != "$PID" ] && [ "$new" != 0 ] && break; sleep 0.1
+done
+[ "$new" != "$PID" ] || fail "the binary upgrade on reinstall did not replace pid $PID; log: $($SUDO tail -n 20 /var/log/mcpgate/mcpgate.log 2>&1)"
+[ "$(ps -o user= -p "$new")" = mcpgate ] || fail "the upgraded service (pid $new) does not run as mcpgate"
+curl -fsS "$ADMIN/readyz" >/dev/null || fail "not ready after the binary upgrade"
+for _ in $(seq 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done   # the old one drains
+! kill -0 "$PID" 2>/dev/null || fail "the old process (pid $PID) still runs 30 s after the upgrade"
+echo "key and config kept; upgraded from pid $PID to $new, serving"
+PID=$new
 
 step "stop"
 if [ $SYSTEMD = yes ]; then
