@@ -150,7 +150,7 @@ async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersio
 
 async fn batch_item(cx: &MethodCtx<'_>, message: &Message<'_>) -> Option<String> {
     match *message {
-        Message::Request { id, method: "initialize", .. } => Some(jsonrpc::error(Some(id), INVALID_REQUEST, "initialize must not be part of a JSON-RPC batch")),
+        Message::Request { id, method: "initialize", .. } => Some(crate::pipeline::GatewayError::InitializeInBatch.reply(id, cx.version)),
         Message::Request { id, method, params } => match methods::handle_request(cx, id, method, params).await {
             Outcome::Reply(r) | Outcome::Initialized { reply: r, .. } => Some(r),
             // Not with `present: || true`: the batch as a whole is dropped instead.

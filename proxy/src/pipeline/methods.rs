@@ -8,7 +8,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::CallEnd;
-use crate::mcp::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND};
+use super::GatewayError;
+use crate::mcp::jsonrpc;
 use crate::mcp::version::ProtocolVersion;
 use crate::runtime::Route;
 use crate::tools::CallContext;
@@ -50,14 +51,14 @@ pub async fn handle_request(cx: &MethodCtx<'_>, id: &RawValue, method: &str, par
     match method {
         "initialize" => initialize(cx, id, params),
         "ping" => Outcome::Reply(jsonrpc::result(id, "{}")),
-        "logging/setLevel" => Outcome::Reply(set_level(id, params)),
+        "logging/setLevel" => Outcome::Reply(set_level(cx, id, params)),
         "tools/list" => Outcome::Reply(tools_list(cx, id, params)),
         "tools/call" => match super::tools_call(cx, id, params).await {
             CallEnd::Reply(reply) => Outcome::Reply(reply),
             CallEnd::Abandoned => Outcome::Abandoned,
         },
-        "server/discover" => Outcome::Reply(jsonrpc::error(Some(id), INVALID_REQUEST, DISCOVER_UNSUPPORTED)),
-        _ => Outcome::Reply(jsonrpc::error(Some(id), METHOD_NOT_FOUND, &format!("Method not found: {method}"))),
+        "server/discover" => Outcome::Reply(GatewayError::DiscoverUnsupported.reply(id, cx.version)),
+        _ => Outcome::Reply(GatewayError::MethodNotFound(method.to_string()).reply(id, cx.version)),
     }
 }
 
@@ -74,7 +75,7 @@ struct InitializeParams<'a> {
 fn initialize(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> Outcome {
     let parsed = params.and_then(|p| serde_json::from_str::<InitializeParams>(p.get()).ok());
     let Some(p) = parsed else {
-        return Outcome::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, "initialize requires params.protocolVersion (a string)"));
+        return Outcome::Reply(GatewayError::InvalidParams("initialize requires params.protocolVersion (a string)").reply(id, cx.version));
     };
     let version = ProtocolVersion::negotiate(&p.protocol_version);
     let mut info = serde_json::json!({ "name": format!("mcpgate/{}", cx.route.name), "version": env!("CARGO_PKG_VERSION") });
@@ -92,12 +93,12 @@ fn initialize(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> O
     Outcome::Initialized { reply: jsonrpc::result(id, &result.to_string()), version }
 }
 
-fn set_level(id: &RawValue, params: Option<&RawValue>) -> String {
+fn set_level(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> String {
     const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
     let level = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok()).and_then(|v| v.get("level").and_then(Value::as_str).map(str::to_owned));
     match level {
         Some(l) if LEVELS.contains(&l.as_str()) => jsonrpc::result(id, "{}"),
-        _ => jsonrpc::error(Some(id), INVALID_PARAMS, "logging/setLevel requires params.level, one of: debug, info, notice, warning, error, critical, alert, emergency"),
+        _ => GatewayError::InvalidParams("logging/setLevel requires params.level, one of: debug, info, notice, warning, error, critical, alert, emergency").reply(id, cx.version),
     }
 }
 
@@ -107,9 +108,9 @@ fn tools_list(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> S
         None | Some(Value::Null) => 0,
         Some(Value::String(c)) => match crate::mcp::cursor::decode(&c) {
             Some(offset) if offset % crate::runtime::PAGE_SIZE == 0 && offset / crate::runtime::PAGE_SIZE < cx.route.pages.len() => offset / crate::runtime::PAGE_SIZE,
-            _ => return jsonrpc::error(Some(id), INVALID_PARAMS, "Invalid cursor: use the nextCursor of a previous tools/list result"),
+            _ => return GatewayError::InvalidCursor("use the nextCursor of a previous tools/list result").reply(id, cx.version),
         },
-        Some(_) => return jsonrpc::error(Some(id), INVALID_PARAMS, "Invalid cursor: must be a string"),
+        Some(_) => return GatewayError::InvalidCursor("must be a string").reply(id, cx.version),
     };
     let pages = if cx.version.has_structured_content() { &cx.route.pages } else { &cx.route.legacy_pages };
     jsonrpc::result(id, pages[page].get())

@@ -14,16 +14,19 @@
 //! 7. *guard the result, quota settle*: not yet;
 //! 8. **observe** once: `mcpgate_tool_calls_total{outcome}` and the latency histogram;
 //!    the access log goes here;
-//! 9. **reply**: the JSON-RPC response, serialized once for the session's version.
+//! 9. **reply**: the JSON-RPC response, serialized once for the session's version; a
+//!    failure at any stage is a [`GatewayError`], answered by [`GatewayError::reply`].
 //!
 //! A call whose client left (the presence check failed) ends at stage 6 with
 //! [`CallEnd::Abandoned`]: it is not observed here, and the transport that drops the
 //! connection counts it (`mcpgate_calls_abandoned_total`), as it does when it drops a
 //! whole batch it saw its client leave.
 
+mod error;
 pub mod methods;
 mod reply;
 
+pub use error::{Fault, GatewayError};
 pub use reply::call_reply;
 
 use std::borrow::Cow;
@@ -33,9 +36,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::mcp::jsonrpc::{self, INVALID_PARAMS};
 use crate::metrics::ToolOutcome;
-use crate::tools::{CallOutcome, CallToolResult};
+use crate::tools::{CallOutcome, CallToolResult, CatalogEntry};
 use crate::upstream::UpstreamError;
 use methods::MethodCtx;
 
@@ -63,56 +65,86 @@ struct CallParams<'a> {
 /// Runs one `tools/call` through every stage (see the module head) and returns its reply.
 pub async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> CallEnd {
     let started = Instant::now();
-    // 1. parse
-    let Some(p) = params.and_then(|p| serde_json::from_str::<CallParams>(p.get()).ok()) else {
-        return CallEnd::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, "tools/call requires params {name, arguments}"));
-    };
-    let Some(name) = p.name.and_then(|n| serde_json::from_str::<Cow<'_, str>>(n.get()).ok()) else {
-        return CallEnd::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, "tools/call requires params.name (a string)"));
-    };
-    // 2. find
-    let Some((index, entry)) = cx.route.catalog.find(&name) else {
-        return CallEnd::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, &format!("Unknown tool: {name}")));
+    // 1. parse, 2. find
+    let (arguments, index, entry) = match find(cx, params) {
+        Ok(found) => found,
+        Err(e) => return CallEnd::Reply(e.reply(id, cx.version)),
     };
     // 3. authenticate, authorize, quota take: not yet.
+    // 4. validate … 7. guard(result), quota settle
+    let result = match checked_invoke(cx, index, entry, arguments).await {
+        Ok(result) => Ok(result),
+        Err(Stop::Abandoned) => return CallEnd::Abandoned,
+        Err(Stop::Failed(e)) => Err(e),
+    };
+    // 8. observe: once, for every call that reached its tool's checks.
+    let outcome = match &result {
+        Ok(r) if r.is_error => Some(ToolOutcome::Error),
+        Ok(_) => Some(ToolOutcome::Success),
+        Err(e) => e.outcome(),
+    };
+    if let Some(outcome) = outcome {
+        cx.route.metrics.tool_call(index, &entry.def.name, outcome, started.elapsed());
+    }
+    // 9. reply
+    CallEnd::Reply(match &result {
+        Ok(r) => call_reply(id, r, cx.version),
+        Err(e) => e.reply(id, cx.version),
+    })
+}
+
+/// Why a call stopped short of a result.
+enum Stop {
+    /// The client left; nobody to answer.
+    Abandoned,
+    /// A failure the client is told of.
+    Failed(GatewayError),
+}
+
+impl From<GatewayError> for Stop {
+    fn from(e: GatewayError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// Stages 1 and 2: the raw `arguments` and the tool they are for.
+fn find<'a>(cx: &MethodCtx<'a>, params: Option<&'a RawValue>) -> Result<(Option<&'a RawValue>, usize, &'a CatalogEntry), GatewayError> {
+    let p = params.and_then(|p| serde_json::from_str::<CallParams>(p.get()).ok()).ok_or(GatewayError::InvalidParams("tools/call requires params {name, arguments}"))?;
+    let name = p.name.and_then(|n| serde_json::from_str::<Cow<'_, str>>(n.get()).ok()).ok_or(GatewayError::InvalidParams("tools/call requires params.name (a string)"))?;
+    let (index, entry) = cx.route.catalog.find(&name).ok_or_else(|| GatewayError::UnknownTool(name.into_owned()))?;
+    Ok((p.arguments, index, entry))
+}
+
+/// Stages 4 to 7: arguments checked, then the server invoked (on the connector for an
+/// HTTP call, while the client is there).
+async fn checked_invoke(cx: &MethodCtx<'_>, index: usize, entry: &CatalogEntry, arguments: Option<&RawValue>) -> Result<CallToolResult, Stop> {
     // 4. validate
-    let args = match p.arguments.map(|a| serde_json::from_str::<Value>(a.get())) {
+    let args = match arguments.map(|a| serde_json::from_str::<Value>(a.get())) {
         None | Some(Ok(Value::Null)) => Map::new(),
         Some(Ok(Value::Object(m))) => m,
-        Some(_) => return CallEnd::Reply(jsonrpc::error(Some(id), INVALID_PARAMS, "tools/call params.arguments must be an object")),
+        Some(_) => return Err(GatewayError::InvalidParams("tools/call params.arguments must be an object").into()),
     };
     let args = Value::Object(args);
-    if let Err(message) = entry.validate(&args) {
-        return CallEnd::Reply(observed(cx, id, index, &name, ToolOutcome::InvalidArguments, &CallToolResult::error(message), started));
-    }
+    entry.validate(&args).map_err(GatewayError::InvalidArguments)?;
     let args = match args {
         Value::Object(m) => m,
         _ => Map::new(),
     };
     // 5. guard(arguments): not yet.
     // 6. invoke
-    let call = crate::tools::CallContext { arguments: p.arguments, ..cx.call };
-    let result = match cx.route.server.call(index, args, call).await {
-        CallOutcome::Done(result) => result,
-        CallOutcome::Http(http) => {
-            let finish = |response: crate::tools::UpstreamResponse<'_>| cx.route.server.finish_http(index, &response);
-            match crate::upstream::execute_while(cx.connector, &http, finish, cx.present, CLIENT_CHECK).await {
-                Ok(result) => result,
-                Err(UpstreamError::Abandoned { .. }) => return CallEnd::Abandoned,
-                Err(e) => {
-                    log::warn!("tool `{name}` on `{}`: {e}", cx.route.name);
-                    e.to_result()
-                }
-            }
-        }
+    let call = crate::tools::CallContext { arguments, ..cx.call };
+    let http = match cx.route.server.call(index, args, call).await {
+        CallOutcome::Done(result) => return Ok(result),
+        CallOutcome::Http(http) => http,
     };
+    let finish = |response: crate::tools::UpstreamResponse<'_>| cx.route.server.finish_http(index, &response);
+    match crate::upstream::execute_while(cx.connector, &http, finish, cx.present, CLIENT_CHECK).await {
+        Ok(result) => Ok(result),
+        Err(UpstreamError::Abandoned { .. }) => Err(Stop::Abandoned),
+        Err(e) => {
+            log::warn!("tool `{}` on `{}`: {e}", entry.def.name, cx.route.name);
+            Err(GatewayError::Upstream(e).into())
+        }
+    }
     // 7. guard(result), quota settle: not yet.
-    let outcome = if result.is_error { ToolOutcome::Error } else { ToolOutcome::Success };
-    CallEnd::Reply(observed(cx, id, index, &name, outcome, &result, started))
-}
-
-/// Stages 8 and 9: the one observation of a call that reached its tool, then its reply.
-fn observed(cx: &MethodCtx<'_>, id: &RawValue, index: usize, name: &str, outcome: ToolOutcome, result: &CallToolResult, started: Instant) -> String {
-    cx.route.metrics.tool_call(index, name, outcome, started.elapsed());
-    call_reply(id, result, cx.version)
 }

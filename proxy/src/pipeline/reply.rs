@@ -3,7 +3,6 @@
 
 use serde_json::value::RawValue;
 
-use crate::mcp::jsonrpc;
 use crate::mcp::version::ProtocolVersion;
 use crate::tools::CallToolResult;
 
@@ -54,7 +53,7 @@ pub fn call_reply(id: &RawValue, result: &CallToolResult, version: ProtocolVersi
             other => serde_json::to_writer(&mut out, other),
         };
         if written.is_err() {
-            return jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, "the tool result could not be serialized");
+            return super::GatewayError::Serialize.reply(id, version);
         }
     }
     out.push(b']');
@@ -67,7 +66,7 @@ pub fn call_reply(id: &RawValue, result: &CallToolResult, version: ProtocolVersi
             Some(Structured::Value(value)) => {
                 out.extend_from_slice(b",\"structuredContent\":");
                 if serde_json::to_writer(&mut out, value).is_err() {
-                    return jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, "the tool result could not be serialized");
+                    return super::GatewayError::Serialize.reply(id, version);
                 }
             }
             None => {}
@@ -79,7 +78,7 @@ pub fn call_reply(id: &RawValue, result: &CallToolResult, version: ProtocolVersi
     out.extend_from_slice(b"}}");
     // Every piece is UTF-8 (borrowed strings, serde_json and the escaper write nothing
     // else); the fallback cannot be reached.
-    String::from_utf8(out).unwrap_or_else(|_| jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, "the tool result could not be serialized"))
+    String::from_utf8(out).unwrap_or_else(|_| super::GatewayError::Serialize.reply(id, version))
 }
 
 #[cfg(test)]
