@@ -37,7 +37,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::metrics::ToolOutcome;
-use crate::tools::{CallOutcome, CallToolResult, CatalogEntry};
+use crate::tools::{CallOutcome, CallToolResult, CatalogEntry, ToolRef};
 use crate::upstream::UpstreamError;
 use methods::MethodCtx;
 
@@ -66,13 +66,13 @@ struct CallParams<'a> {
 pub async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> CallEnd {
     let started = Instant::now();
     // 1. parse, 2. find
-    let (arguments, index, entry) = match find(cx, params) {
+    let (arguments, tool, entry) = match find(cx, params) {
         Ok(found) => found,
         Err(e) => return CallEnd::Reply(e.reply(id, cx.version)),
     };
     // 3. authenticate, authorize, quota take: not yet.
     // 4. validate … 7. guard(result), quota settle
-    let result = match checked_invoke(cx, index, entry, arguments).await {
+    let result = match checked_invoke(cx, tool, entry, arguments).await {
         Ok(result) => Ok(result),
         Err(Stop::Abandoned) => return CallEnd::Abandoned,
         Err(Stop::Failed(e)) => Err(e),
@@ -84,7 +84,7 @@ pub async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawVa
         Err(e) => e.outcome(),
     };
     if let Some(outcome) = outcome {
-        cx.route.metrics.tool_call(index, &entry.def.name, outcome, started.elapsed());
+        cx.route.metrics.tool_call(tool, &entry.def.name, outcome, started.elapsed());
     }
     // 9. reply
     CallEnd::Reply(match &result {
@@ -108,16 +108,16 @@ impl From<GatewayError> for Stop {
 }
 
 /// Stages 1 and 2: the raw `arguments` and the tool they are for.
-fn find<'a>(cx: &MethodCtx<'a>, params: Option<&'a RawValue>) -> Result<(Option<&'a RawValue>, usize, &'a CatalogEntry), GatewayError> {
+fn find<'a>(cx: &MethodCtx<'a>, params: Option<&'a RawValue>) -> Result<(Option<&'a RawValue>, ToolRef, &'a CatalogEntry), GatewayError> {
     let p = params.and_then(|p| serde_json::from_str::<CallParams>(p.get()).ok()).ok_or(GatewayError::InvalidParams("tools/call requires params {name, arguments}"))?;
     let name = p.name.and_then(|n| serde_json::from_str::<Cow<'_, str>>(n.get()).ok()).ok_or(GatewayError::InvalidParams("tools/call requires params.name (a string)"))?;
-    let (index, entry) = cx.route.catalog.find(&name).ok_or_else(|| GatewayError::UnknownTool(name.into_owned()))?;
-    Ok((p.arguments, index, entry))
+    let (tool, entry) = cx.route.catalog.find(&name).ok_or_else(|| GatewayError::UnknownTool(name.into_owned()))?;
+    Ok((p.arguments, tool, entry))
 }
 
 /// Stages 4 to 7: arguments checked, then the server invoked (on the connector for an
 /// HTTP call, while the client is there).
-async fn checked_invoke(cx: &MethodCtx<'_>, index: usize, entry: &CatalogEntry, arguments: Option<&RawValue>) -> Result<CallToolResult, Stop> {
+async fn checked_invoke(cx: &MethodCtx<'_>, tool: ToolRef, entry: &CatalogEntry, arguments: Option<&RawValue>) -> Result<CallToolResult, Stop> {
     // 4. validate
     let args = match arguments.map(|a| serde_json::from_str::<Value>(a.get())) {
         None | Some(Ok(Value::Null)) => Map::new(),
@@ -133,11 +133,11 @@ async fn checked_invoke(cx: &MethodCtx<'_>, index: usize, entry: &CatalogEntry, 
     // 5. guard(arguments): not yet.
     // 6. invoke
     let call = crate::tools::CallContext { arguments, ..cx.call };
-    let http = match cx.route.server.call(index, args, call).await {
+    let http = match cx.route.server.call(tool.index(), args, call).await {
         CallOutcome::Done(result) => return Ok(result),
         CallOutcome::Http(http) => http,
     };
-    let finish = |response: crate::tools::UpstreamResponse<'_>| cx.route.server.finish_http(index, &response);
+    let finish = |response: crate::tools::UpstreamResponse<'_>| cx.route.server.finish_http(tool.index(), &response);
     match crate::upstream::execute_while(cx.connector, &http, finish, cx.present, CLIENT_CHECK).await {
         Ok(result) => Ok(result),
         Err(UpstreamError::Abandoned { .. }) => Err(Stop::Abandoned),
