@@ -25,6 +25,8 @@
 mod error;
 pub mod methods;
 mod reply;
+#[cfg(test)]
+mod tests;
 
 pub use error::{Fault, GatewayError};
 pub use reply::call_reply;
