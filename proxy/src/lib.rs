@@ -10,6 +10,7 @@ pub mod listener;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
+pub mod pipeline;
 pub mod rest;
 pub mod runtime;
 pub mod tools;

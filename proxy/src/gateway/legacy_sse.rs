@@ -13,13 +13,13 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::dispatch::{body_failure, read_body, refuse_long_batch, Request};
 use super::respond;
-use super::streamable::{client_ip, run_to_completion};
+use super::streamable::client_ip;
 use crate::mcp::http as mh;
 use crate::mcp::jsonrpc::{self, Body, BodyError, Message, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::methods::{self, MethodCtx, Outcome};
 use crate::mcp::session::{SessionManager, SessionRejection};
 use crate::mcp::sse::{Queued, SseHub, SseStream, StreamLimits};
 use crate::mcp::version::ProtocolVersion;
+use crate::pipeline::methods::{self, MethodCtx, Outcome};
 use crate::tools::CallContext;
 
 /// Comment lines keep idle proxies from closing the stream and reveal dead clients.
@@ -180,7 +180,7 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
         );
         return respond::send(session, 429, Some("application/json"), body, &[("retry-after", "1")]).await;
     };
-    let work = Work { state: req.state.clone(), snapshot: req.snapshot.clone(), route: req.route.clone(), stream, headers: session.req_header().headers.clone(), client_ip: client_ip(session), body };
+    let work = Work { state: req.state.clone(), route: req.route.clone(), stream, headers: session.req_header().headers.clone(), client_ip: client_ip(session), body };
     tokio::spawn(work.run_until_closed(slot));
     respond::send(session, 202, Some("text/plain"), "Accepted", &[]).await
 }
@@ -188,7 +188,6 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
 /// Processing of one POSTed body, detached from the POST so slow tools do not hold it.
 struct Work {
     state: Arc<super::GatewayState>,
-    snapshot: Arc<crate::runtime::Snapshot>,
     route: Arc<crate::runtime::Route>,
     stream: Arc<SseStream>,
     headers: http::HeaderMap,
@@ -214,9 +213,8 @@ impl Work {
             Body::Single(m) => vec![m],
             Body::Batch(items) => items,
         };
-        let req = Request { state: &self.state, snapshot: self.snapshot.clone(), route: self.route.clone() };
         for m in messages {
-            if let Some(reply) = self.one(&req, m).await {
+            if let Some(reply) = self.one(m).await {
                 if !self.stream.send(&reply).await {
                     return;
                 }
@@ -224,8 +222,10 @@ impl Work {
         }
     }
 
-    async fn one(&self, req: &Request<'_>, message: Message<'_>) -> Option<String> {
-        let cx = MethodCtx { route: &self.route, version: self.stream.version(), call: CallContext { client_ip: self.client_ip, headers: &self.headers, arguments: None } };
+    async fn one(&self, message: Message<'_>) -> Option<String> {
+        // The work is dropped when the stream goes (`run_until_closed`), so calls need no
+        // presence check of their own.
+        let cx = MethodCtx { route: &self.route, version: self.stream.version(), call: CallContext { client_ip: self.client_ip, headers: &self.headers, arguments: None }, connector: &self.state.connector, present: &|| true };
         match message {
             Message::Request { id, method, params } => match methods::handle_request(&cx, id, method, params).await {
                 Outcome::Initialized { reply, version } => {
@@ -233,7 +233,7 @@ impl Work {
                     Some(reply)
                 }
                 Outcome::Reply(r) => Some(r),
-                Outcome::Proxy(pending) => Some(run_to_completion(req, &pending).await),
+                Outcome::Abandoned => None,
             },
             Message::Invalid { id, reason } => Some(jsonrpc::error(id, INVALID_REQUEST, &format!("Invalid Request: {reason}"))),
             Message::Notification { .. } | Message::Response => None,

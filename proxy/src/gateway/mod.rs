@@ -1,7 +1,8 @@
 //! The Pingora `ProxyHttp` implementation: a thin dispatcher. Every MCP request is answered
-//! from `request_filter` (routing and the MCP transports in [`dispatch`]); tool calls run to
-//! completion inside their provider, on the connector for REST calls, so that every call
-//! finishes in one place where async stages (quotas, guardrails, the access log) can run.
+//! from `request_filter` (routing and the MCP transports in [`dispatch`]); every tool call
+//! runs to completion in `crate::pipeline::tools_call`, on the connector for REST calls, so
+//! that it finishes in one place where async stages (quotas, guardrails, the access log) can
+//! run. The transports here do transport work only.
 //! The proxy phases are left to what passes bytes through untouched.
 
 mod dispatch;

@@ -11,9 +11,10 @@ use super::dispatch::{body_failure, read_body, refuse_long_batch, Request};
 use super::respond;
 use crate::mcp::http as mh;
 use crate::mcp::jsonrpc::{self, Body, BodyError, Message, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::methods::{self, MethodCtx, Outcome, PendingCall};
 use crate::mcp::session::{NewSessionRefusal, SessionRejection};
 use crate::mcp::version::ProtocolVersion;
+use crate::pipeline::methods::{self, MethodCtx, Outcome};
+use crate::pipeline::CLIENT_CHECK;
 use crate::tools::CallContext;
 
 /// POST `/mcp/{server}`. The body is read before the transport rules are checked, so an
@@ -82,7 +83,13 @@ async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, par
         return refuse_new_session(session, Some(id), refusal).await;
     }
     let outcome = {
-        let cx = MethodCtx { route: &req.route, version: header_version.unwrap_or(ProtocolVersion::ASSUMED), call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None } };
+        let cx = MethodCtx {
+            route: &req.route,
+            version: header_version.unwrap_or(ProtocolVersion::ASSUMED),
+            call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None },
+            connector: &req.state.connector,
+            present: &|| true,
+        };
         methods::handle_request(&cx, id, "initialize", params).await
     };
     match outcome {
@@ -91,29 +98,21 @@ async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, par
             respond::send(session, 200, Some("application/json"), reply, &[("mcp-session-id", token.as_str())]).await
         }
         Outcome::Reply(reply) => respond::json(session, reply).await,
-        Outcome::Proxy(_) => respond::rpc_error(session, 500, jsonrpc::INTERNAL_ERROR, "initialize cannot be proxied").await,
+        Outcome::Abandoned => abandoned(session),
     }
 }
 
 async fn single_request(req: &Request<'_>, session: &mut Session, version: ProtocolVersion, id: &RawValue, method: &str, params: Option<&RawValue>) -> Result<bool> {
     let outcome = {
-        let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None } };
+        let present = crate::listener::client_present(session.as_downstream().stream());
+        let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None }, connector: &req.state.connector, present: &present };
         methods::handle_request(&cx, id, method, params).await
     };
     match outcome {
         Outcome::Reply(reply) | Outcome::Initialized { reply, .. } => respond::json(session, reply).await,
-        Outcome::Proxy(pending) => {
-            let present = crate::listener::client_present(session.as_downstream().stream());
-            match run_while(req, &pending, &present).await {
-                Some(reply) => respond::json(session, reply).await,
-                None => abandoned(session),
-            }
-        }
+        Outcome::Abandoned => abandoned(session),
     }
 }
-
-/// How often a running REST call checks that its client is still connected.
-const CLIENT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The client closed its connection mid-call: the call was dropped (which closes its
 /// upstream connection) and there is no one to answer.
@@ -121,25 +120,6 @@ fn abandoned(session: &mut Session) -> Result<bool> {
     crate::metrics::METRICS.calls_abandoned.inc();
     session.set_keepalive(None);
     Ok(true)
-}
-
-/// Runs a planned call on the connector and returns the JSON-RPC response.
-pub async fn run_to_completion(req: &Request<'_>, pending: &PendingCall) -> String {
-    run_while(req, pending, &|| true).await.unwrap_or_default()
-}
-
-/// [`run_to_completion`] while `present` says the client is still there; `None` once it
-/// is not (the call was dropped).
-async fn run_while(req: &Request<'_>, pending: &PendingCall, present: &(dyn Fn() -> bool + Sync)) -> Option<String> {
-    let finish = |response: crate::tools::UpstreamResponse<'_>| pending.route.server.finish_http(pending.tool, &response);
-    match crate::upstream::execute_while(&req.state.connector, &pending.call, finish, present, CLIENT_CHECK).await {
-        Ok(result) => Some(pending.finish(&result)),
-        Err(crate::upstream::UpstreamError::Abandoned { .. }) => None,
-        Err(e) => {
-            log::warn!("tool `{}` on `{}`: {e}", pending.route.catalog.entries()[pending.tool].def.name, pending.route.name);
-            Some(pending.finish(&e.to_result()))
-        }
-    }
 }
 
 async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersion, items: Vec<Message<'_>>) -> Result<bool> {
@@ -150,10 +130,11 @@ async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersio
         return refused;
     }
     let headers = session.req_header().headers.clone();
-    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers, arguments: None } };
+    // Each call runs as if its client stayed: the whole batch is dropped when it leaves.
+    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers, arguments: None }, connector: &req.state.connector, present: &|| true };
     let gone = crate::listener::disconnected(session.as_downstream().stream(), CLIENT_CHECK);
     let replies = tokio::select! {
-        replies = futures::future::join_all(items.iter().map(|m| batch_item(req, &cx, m))) => replies,
+        replies = futures::future::join_all(items.iter().map(|m| batch_item(&cx, m))) => replies,
         () = gone => return abandoned(session),
     };
     let replies: Vec<String> = replies.into_iter().flatten().collect();
@@ -167,12 +148,13 @@ async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersio
     respond::json(session, out).await
 }
 
-async fn batch_item(req: &Request<'_>, cx: &MethodCtx<'_>, message: &Message<'_>) -> Option<String> {
+async fn batch_item(cx: &MethodCtx<'_>, message: &Message<'_>) -> Option<String> {
     match *message {
-        Message::Request { id, method: "initialize", .. } => Some(jsonrpc::error(Some(id), INVALID_REQUEST, "initialize must not be part of a JSON-RPC batch")),
+        Message::Request { id, method: "initialize", .. } => Some(crate::pipeline::GatewayError::InitializeInBatch.reply(id, cx.version)),
         Message::Request { id, method, params } => match methods::handle_request(cx, id, method, params).await {
             Outcome::Reply(r) | Outcome::Initialized { reply: r, .. } => Some(r),
-            Outcome::Proxy(pending) => Some(run_to_completion(req, &pending).await),
+            // Not with `present: || true`: the batch as a whole is dropped instead.
+            Outcome::Abandoned => None,
         },
         Message::Invalid { id, reason } => Some(jsonrpc::error(id, INVALID_REQUEST, &format!("Invalid Request: {reason}"))),
         Message::Notification { .. } | Message::Response => None,

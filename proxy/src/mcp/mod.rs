@@ -4,7 +4,6 @@
 pub mod cursor;
 pub mod http;
 pub mod jsonrpc;
-pub mod methods;
 pub mod session;
 pub mod sse;
 pub mod version;

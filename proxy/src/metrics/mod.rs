@@ -162,9 +162,9 @@ impl RouteMetrics {
         self.methods[i].get_or_init(|| METRICS.requests.with_label_values(&[self.route.as_str(), name])).inc();
     }
 
-    /// Records a finished call of tool `index` (named `name`).
-    pub fn tool_call(&self, index: usize, name: &str, outcome: ToolOutcome, elapsed: Duration) {
-        let Some(t) = self.tools.get(index) else {
+    /// Records a finished call of `tool` (named `name`).
+    pub fn tool_call(&self, tool: crate::tools::ToolRef, name: &str, outcome: ToolOutcome, elapsed: Duration) {
+        let Some(t) = self.tools.get(tool.index()) else {
             return;
         };
         t.outcomes[outcome as usize].get_or_init(|| METRICS.tool_calls.with_label_values(&[self.route.as_str(), name, outcome.label()])).inc();

@@ -57,6 +57,20 @@ impl CatalogEntry {
     }
 }
 
+/// A tool's identity on its route: what the pipeline and metrics hold a tool by. Today the
+/// tool's position in the catalog (and in its server's `tools()`); named so that a later
+/// catalog (providers and views) can change what it stands for without touching its users.
+/// Only a [`Catalog`] mints one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ToolRef(usize);
+
+impl ToolRef {
+    /// The tool's position in its server's `tools()`, as `ToolServer::call` takes it.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// The tools of one server, in order, with a name index.
 pub struct Catalog {
     entries: Vec<CatalogEntry>,
@@ -95,9 +109,9 @@ impl Catalog {
         &self.entries
     }
 
-    /// Looks a tool up by name, returning its index.
-    pub fn find(&self, name: &str) -> Option<(usize, &CatalogEntry)> {
-        self.by_name.get(name).map(|&i| (i, &self.entries[i]))
+    /// Looks a tool up by name.
+    pub fn find(&self, name: &str) -> Option<(ToolRef, &CatalogEntry)> {
+        self.by_name.get(name).map(|&i| (ToolRef(i), &self.entries[i]))
     }
 
     /// Number of tools.

@@ -8,7 +8,7 @@
 mod catalog;
 mod result;
 
-pub use catalog::{Catalog, CatalogEntry, CatalogError};
+pub use catalog::{Catalog, CatalogEntry, CatalogError, ToolRef};
 pub use result::{CallToolResult, Content, Structured};
 
 use std::net::{IpAddr, SocketAddr};
@@ -81,7 +81,7 @@ pub enum CallOutcome {
     /// The result is ready (computed in the gateway, e.g. a database query or a
     /// direct-response tool).
     Done(CallToolResult),
-    /// Proxy this HTTP request upstream through Pingora's phases, then hand the response
+    /// Run this HTTP request upstream on the pooled connector (`pipeline::tools_call`), then hand the response
     /// to [`ToolServer::finish_http`].
     Http(Box<HttpCall>),
 }
