@@ -33,7 +33,7 @@
 #           rounds: a stall of the machine lands in both tails alike, so the difference
 #           is what mcpgate adds. The p99 verdict is the median of these rounds.
 #
-#   loadtest/bench.sh      # DURATION=10s CONNECTIONS=64 THREADS=1 ROUNDS=3 SHARED_ROUNDS=5 RATE_SHARE=0.5 SHARED_RATE_SHARE=0.1
+#   loadtest/bench.sh      # PROFILE=release DURATION=10s CONNECTIONS=64 THREADS=1 ROUNDS=3 SHARED_ROUNDS=5 RATE_SHARE=0.5 SHARED_RATE_SHARE=0.1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -43,13 +43,14 @@ ROUNDS=${ROUNDS:-3}
 SHARED_ROUNDS=${SHARED_ROUNDS:-5}
 RATE_SHARE=${RATE_SHARE:-0.5}
 SHARED_RATE_SHARE=${SHARED_RATE_SHARE:-0.1}   # each proxy's rate in the shared latency rounds
-TARGET=${CARGO_TARGET_DIR:-$PWD/target}/release
+PROFILE=${PROFILE:-release}    # cargo profile of all three binaries (`local`: what start.sh runs)
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE
 OUT=${OUT:-$PWD/loadtest/out}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.ticks
 
 command -v oha >/dev/null || cargo install oha --locked
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p mcpgate -p passthrough -p backend >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build --profile "$PROFILE" -p mcpgate -p passthrough -p backend >&2
 
 NCPU=$(nproc)
 PIN=${PIN:-$([ "$NCPU" -ge 2 ] && command -v taskset >/dev/null && echo 1 || echo 0)}

@@ -2,7 +2,7 @@
 # Builds the Debian package for edge hosts with cargo-deb (metadata: proxy/Cargo.toml,
 # [package.metadata.deb]; contents: systemd/README.md, "Package").
 #   scripts/package.sh [--profile NAME] [--dbgsym]     MCPGATE_PROFILE=NAME works too
-# `release` (fat LTO, the default) is what ships; another profile (e.g. dev) only makes local
+# `release` (fat LTO, the default) is what ships; another profile (e.g. `local` or dev) only makes local
 # iteration quicker. The binary is stripped (30 MB instead of 147 MB with the release
 # profile's line tables); --dbgsym keeps its debug info in a separate mcpgate-dbgsym .ddeb
 # (minutes more of compression). The last line printed is the path of the .deb, under

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds mcpgate (release) and runs it on the shipped config, conf/mcpgate.yaml:
+# Builds mcpgate (the `local` profile: optimized, thin LTO) and runs it on the shipped config, conf/mcpgate.yaml:
 # MCP on 127.0.0.1:8080, admin on 127.0.0.1:9090. Extra arguments go to mcpgate.
 # On a fresh Debian machine it first installs the build dependencies Pingora needs.
 set -euo pipefail
@@ -16,4 +16,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-exec cargo run --release -p mcpgate -- --config conf/mcpgate.yaml "$@"
+# PROFILE=release for the fully optimized (fat LTO) build that packages and benchmarks use.
+PROFILE=${PROFILE:-local}
+target=${CARGO_TARGET_DIR:-target}/$PROFILE/mcpgate
+if [ ! -x "$target" ]; then
+  echo "start.sh: first build of mcpgate (profile $PROFILE): about 15 minutes on 2 cores (every dependency is compiled once; loadtest/RESULTS.md), later starts take seconds" >&2
+fi
+exec cargo run --profile "$PROFILE" -p mcpgate -- --config conf/mcpgate.yaml "$@"
