@@ -222,8 +222,16 @@ async fn terminate(app: &str) -> i64 {
     use sqlx::Connection as _;
     let mut admin = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1").bind(app).fetch_one(&mut admin).await.unwrap();
-    // Let the terminations land before the next call takes a connection.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Wait until the terminated backends are gone (a fixed pause was too short on a loaded
+    // machine: a call could reach a backend still exiting and get its FATAL 57P01, which
+    // is a connection closing under the call, not one the server had closed).
+    for _ in 0..100 {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1").bind(app).fetch_one(&mut admin).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     n
 }
 
