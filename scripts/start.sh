@@ -20,6 +20,6 @@ fi
 PROFILE=${PROFILE:-local}
 target=${CARGO_TARGET_DIR:-target}/$PROFILE/mcpgate
 if [ ! -x "$target" ]; then
-  echo "start.sh: first build of mcpgate (profile $PROFILE): about 15 minutes on 2 cores (every dependency is compiled once; loadtest/RESULTS.md), later starts take seconds" >&2
+  echo "start.sh: first build of mcpgate (profile $PROFILE): about 12 minutes on 2 idle cores (every dependency is compiled once; loadtest/RESULTS.md), later starts take seconds" >&2
 fi
 exec cargo run --profile "$PROFILE" -p mcpgate -- --config conf/mcpgate.yaml "$@"
