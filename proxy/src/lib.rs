@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of modules and the path of a request.
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod database;
 pub mod gateway;
@@ -11,6 +12,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
+pub mod policy;
 pub mod rest;
 pub mod runtime;
 pub mod tools;

@@ -75,6 +75,14 @@ enum Command {
         #[arg(long)]
         base_url: Option<String>,
     },
+    /// Print the stored form (`sha256:…`) of an API key for `consumers[].api_keys`. The key
+    /// is read from standard input (one line), so it never lands in shell history; with
+    /// `--generate` a fresh random key is made and printed with its hash.
+    HashKey {
+        /// Make a new random key instead of reading one.
+        #[arg(long)]
+        generate: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +91,7 @@ fn main() -> ExitCode {
     let opt = cli.pingora_opt();
     match cli.command {
         Some(Command::OpenapiToTools { spec, base_url }) => openapi_to_tools(&spec, base_url.as_deref()),
+        Some(Command::HashKey { generate }) => hash_key(generate),
         None if cli.test => test_config(&cli.config),
         None => run(cli.config, opt),
     }
@@ -93,6 +102,27 @@ fn runtime() -> tokio::runtime::Runtime {
         eprintln!("mcpgate: cannot start a runtime: {e}");
         std::process::exit(1)
     })
+}
+
+fn hash_key(generate: bool) -> ExitCode {
+    use mcpgate::auth::apikey;
+    if generate {
+        let key = apikey::generate();
+        println!("key:  {key}\nhash: {}", apikey::hash(&key));
+        return ExitCode::SUCCESS;
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("mcpgate hash-key: cannot read the key from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let key = line.trim_end_matches(['\r', '\n']);
+    if key.is_empty() {
+        eprintln!("mcpgate hash-key: give the key on standard input (echo -n KEY | mcpgate hash-key), or use --generate");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", apikey::hash(key));
+    ExitCode::SUCCESS
 }
 
 fn openapi_to_tools(spec: &str, base_url: Option<&str>) -> ExitCode {

@@ -25,12 +25,14 @@ pub struct AdminApp {
     initial_policy: OriginPolicy,
     /// Client URLs and snippets for the MCP listener this process bound.
     connect: connect::ClientConnect,
+    /// `admin.token` until the first snapshot is served (then the snapshot's).
+    initial_token: Option<String>,
 }
 
 impl AdminApp {
     /// An admin app over the gateway's state, starting from the config read at start.
     pub fn new(state: Arc<GatewayState>, config: &Config) -> Self {
-        AdminApp { state, initial_policy: OriginPolicy::admin(config), connect: connect::ClientConnect::new(&config.listen) }
+        AdminApp { state, initial_policy: OriginPolicy::admin(config), connect: connect::ClientConnect::new(&config.listen), initial_token: config.admin.token.clone() }
     }
 }
 
@@ -97,6 +99,60 @@ fn readiness(s: &Snapshot) -> serde_json::Value {
     json!({"status": "ready", "generation": s.generation, "servers": s.routes.len(), "databases": databases, "warnings": warnings})
 }
 
+/// Whether `headers` carry the admin token (`None`: no token is required). Compared as
+/// SHA-256 digests in constant time, so neither the token's length nor its prefix leaks.
+fn token_ok(token: Option<&str>, headers: &http::HeaderMap) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let Some(token) = token.filter(|t| !t.trim().is_empty()) else { return true };
+    let presented = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, v)| v.trim());
+    let Some(presented) = presented else { return false };
+    let expected: [u8; 32] = match crate::auth::apikey::parse_hash(token) {
+        Ok(d) => d,
+        Err(_) => Sha256::digest(token.as_bytes()).into(),
+    };
+    let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    bool::from(got.ct_eq(&expected))
+}
+
+/// `/admin/consumers`: who may call and how, never a key, hash or secret (only how many
+/// keys a consumer has, and which servers it has its own upstream credential for).
+fn consumers(snapshot: &Snapshot) -> serde_json::Value {
+    let c = &snapshot.config;
+    let list: Vec<_> = c.consumers.iter().map(|k| json!({"name": k.name, "groups": k.groups, "api_keys": k.api_keys.len(), "jwt_subjects": k.jwt_subjects, "upstream_credentials": k.upstream.keys().collect::<Vec<_>>()})).collect();
+    let issuers: Vec<_> = c
+        .auth
+        .jwt
+        .iter()
+        .map(|j| {
+            let keys = if j.jwks_url.is_some() {
+                "jwks_url"
+            } else if j.jwks_file.is_some() {
+                "jwks_file"
+            } else {
+                "secret"
+            };
+            json!({"name": j.name, "issuer": j.issuer, "audiences": j.audiences, "keys": keys, "jwks_url": j.jwks_url})
+        })
+        .collect();
+    json!({
+        "generation": snapshot.generation,
+        "consumers": list,
+        "auth": {"api_key": {"header": c.auth.api_key.header, "bearer": c.auth.api_key.bearer}, "jwt": issuers, "oauth": c.auth.oauth},
+    })
+}
+
+/// `/admin/policies`: each server's `access:` (who may connect, per-tool rules, quotas)
+/// and whether it is public.
+fn policies(snapshot: &Snapshot) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for server in &snapshot.config.servers {
+        let public = snapshot.route(&server.name).map(|r| r.access.public());
+        out.insert(server.name.clone(), json!({"public": public, "access": server.access}));
+    }
+    json!({"generation": snapshot.generation, "servers": out, "quotas": {"backend": snapshot.config.quotas.backend, "on_error": snapshot.config.quotas.on_error}})
+}
+
 fn servers(snapshot: &Snapshot) -> serde_json::Value {
     let mut routes: Vec<_> = snapshot.routes.values().collect();
     routes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -133,12 +189,24 @@ impl ServeHttp for AdminApp {
             return json_reply(405, json!({"error": "the admin API is read-only: use GET"}));
         }
         let path = session.req_header().uri.path().to_string();
+        let token = match &snapshot {
+            Some(s) => s.config.admin.token.as_deref(),
+            None => self.initial_token.as_deref(),
+        };
+        // Probes stay open; everything that describes the deployment needs the token.
+        if !matches!(path.as_str(), "/healthz" | "/readyz") && !token_ok(token, &session.req_header().headers) {
+            let mut r = json_reply(401, json!({"error": "Unauthorized: send the admin token as `Authorization: Bearer <admin.token>`"}));
+            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"mcpgate-admin\""));
+            return r;
+        }
         match (path.as_str(), snapshot) {
             ("/healthz", _) => json_reply(200, json!({"status": "ok"})),
             ("/readyz", Some(s)) => json_reply(200, readiness(&s)),
             ("/readyz", None) => json_reply(503, json!({"status": "starting"})),
             ("/metrics", _) => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
             ("/admin/servers", Some(s)) => json_reply(200, servers(&s)),
+            ("/admin/consumers", Some(s)) => json_reply(200, consumers(&s)),
+            ("/admin/policies", Some(s)) => json_reply(200, policies(&s)),
             (p, Some(s)) if p.starts_with("/admin/servers/") => {
                 let name = &p["/admin/servers/".len()..];
                 match s.route(name) {
@@ -150,7 +218,7 @@ impl ServeHttp for AdminApp {
                 }
             }
             (p, None) if p.starts_with("/admin/") => json_reply(503, json!({"error": "the gateway is starting"})),
-            _ => json_reply(404, json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/admin/servers", "/admin/servers/{name}"]})),
+            _ => json_reply(404, json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/admin/servers", "/admin/servers/{name}", "/admin/consumers", "/admin/policies"]})),
         }
     }
 }

@@ -64,6 +64,15 @@ pub struct Config {
     /// Defaults for upstream calls, overridable per server.
     #[serde(default)]
     pub upstream: UpstreamDefaults,
+    /// How callers authenticate (API keys, JWT issuers, the OAuth protected resource).
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+    /// Named callers: their keys, groups and own upstream credentials.
+    #[serde(default)]
+    pub consumers: Vec<crate::auth::ConsumerConfig>,
+    /// Where rate-limit and quota counters live.
+    #[serde(default)]
+    pub quotas: crate::policy::quota::QuotaStoreConfig,
     /// Pingora's own server settings (`threads`, `pid_file`, `upgrade_sock`,
     /// `grace_period_seconds`, ...), passed through unchanged. Read at start only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +101,11 @@ pub struct AdminConfig {
     /// Address (default `127.0.0.1:9090`); empty disables the admin listener.
     #[serde(default = "default_admin_listen")]
     pub listen: String,
+    /// Bearer token the admin listener requires (`Authorization: Bearer <token>`), plain
+    /// or as `sha256:<hex>` (`mcpgate hash-key`). Required when `listen` is not loopback;
+    /// `/healthz` and `/readyz` stay open for probes.
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
 }
 
 fn default_admin_listen() -> String {
@@ -100,7 +114,7 @@ fn default_admin_listen() -> String {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_admin_listen() }
+        AdminConfig { listen: default_admin_listen(), token: None }
     }
 }
 
@@ -353,6 +367,8 @@ pub struct ServerConfig {
     pub name: String,
     /// Shown in listings.
     pub description: Option<String>,
+    /// Who may use the server and which tools (`access:`).
+    pub access: crate::policy::AccessConfig,
     /// The kind-specific settings.
     #[serde(flatten)]
     pub kind: ServerKind,
@@ -379,6 +395,11 @@ impl ServerKind {
             ServerKind::Database(_) => "database",
         }
     }
+}
+
+/// Whether `name` can be an HTTP header name.
+pub fn valid_header_name(name: &str) -> bool {
+    http::HeaderName::from_bytes(name.as_bytes()).is_ok()
 }
 
 /// Whether `name` can be a route name.
@@ -453,6 +474,9 @@ impl Config {
         if self.upstream.mode == UpstreamMode::Proxy {
             return Err(err("field `upstream.mode`", "`proxy` is no longer supported: every tools/call now runs on the connector (the former default), so governance stages can run after the call; remove the key".into()));
         }
+        let kinds: std::collections::BTreeMap<String, &'static str> = self.servers.iter().map(|s| (s.name.clone(), s.kind.type_name())).collect();
+        crate::auth::config::validate(&self.auth, &self.consumers, &kinds).map_err(|(field, m)| err(&format!("field `{field}`"), m))?;
+        self.validate_admin().map_err(|m| err("field `admin.token`", m))?;
         if let Some(p) = &self.pingora {
             let text = serde_yaml::to_string(p).unwrap_or_default();
             pingora::server::configuration::ServerConf::from_yaml(&format!("---\nversion: 1\n{text}")).map_err(|e| err("field `pingora`", format!("invalid Pingora server settings: {e}")))?;
@@ -462,6 +486,23 @@ impl Config {
 }
 
 impl Config {
+    /// An admin listener beyond loopback must require a token.
+    fn validate_admin(&self) -> Result<(), String> {
+        let token = self.admin.token.as_deref().filter(|t| !t.trim().is_empty());
+        if let Some(t) = token {
+            if t.starts_with(crate::auth::apikey::HASH_PREFIX) {
+                crate::auth::apikey::parse_hash(t)?;
+            } else if t.len() < 16 {
+                return Err("an admin token must be at least 16 characters (try `mcpgate hash-key --generate`)".into());
+            }
+        }
+        let loopback = self.admin.listen.is_empty() || self.admin.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+        if !loopback && token.is_none() {
+            return Err(format!("the admin listener on {} is reachable beyond this host: set admin.token (it shows your servers, consumers and policies)", self.admin.listen));
+        }
+        Ok(())
+    }
+
     fn validate_session(&self) -> Result<(), (&'static str, String)> {
         let s = &self.session;
         if s.idle_ttl.0.is_zero() || s.ttl.0.is_zero() {
@@ -486,7 +527,7 @@ impl Config {
 /// Groups `${ENV}` values found at `servers[i].field…` by server name (see
 /// [`Config::env_values`]).
 fn server_env_values(servers: &[ServerConfig], found: Vec<(String, String)>) -> std::collections::BTreeMap<String, Vec<String>> {
-    const NOT_SECRET: [&str; 9] = ["name", "type", "description", "spec", "base_url", "file", "timeout", "connect_timeout", "max_response_bytes"];
+    const NOT_SECRET: [&str; 10] = ["name", "type", "description", "access", "spec", "base_url", "file", "timeout", "connect_timeout", "max_response_bytes"];
     let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (field, value) in found {
         let Some((index, rest)) = field.strip_prefix("servers[").and_then(|r| r.split_once(']')) else { continue };
@@ -526,6 +567,15 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
             Some(Yaml::String(s)) => Some(s),
             Some(_) => return Err(ConfigError::new(path, ctx("description"), "must be a string")),
         };
+        let access = match map.remove("access") {
+            None | Some(Yaml::Null) => crate::policy::AccessConfig::default(),
+            Some(a) => {
+                if let Yaml::Mapping(m) = &a {
+                    keys::check(m, keys::fields_of::<crate::policy::AccessConfig>(), "key", " of `access`").map_err(|m| ConfigError::new(path, ctx("access"), m))?;
+                }
+                serde_yaml::from_value(a).map_err(|e| ConfigError::new(path, ctx("access"), e.to_string()))?
+            }
+        };
         let kind = match map.remove("type") {
             Some(Yaml::String(s)) => s,
             _ => return Err(ConfigError::new(path, ctx("type"), "missing; one of: openapi, rest, database")),
@@ -546,7 +596,7 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
             }
             other => return Err(ConfigError::new(path, ctx("type"), format!("unknown server type `{other}`; one of: openapi, rest, database"))),
         };
-        out.push(ServerConfig { name, description, kind });
+        out.push(ServerConfig { name, description, access, kind });
     }
     Ok(out)
 }
@@ -560,7 +610,7 @@ fn server_keys(kind: &str) -> Vec<&'static str> {
         "database" => keys::fields_of::<crate::database::DatabaseServerConfig>(),
         _ => return Vec::new(),
     };
-    ["name", "type", "description"].into_iter().chain(specific.iter().copied()).collect()
+    ["name", "type", "description", "access"].into_iter().chain(specific.iter().copied()).collect()
 }
 
 #[cfg(test)]

@@ -19,6 +19,15 @@ pub struct Request<'a> {
     pub snapshot: Arc<Snapshot>,
     /// The route.
     pub route: Arc<Route>,
+    /// Who is calling (`None`: anonymous, on a public route).
+    pub principal: Option<Arc<crate::auth::Principal>>,
+}
+
+impl Request<'_> {
+    /// The session binding of this request's caller.
+    pub fn binding(&self) -> u64 {
+        crate::auth::binding(self.principal.as_deref())
+    }
 }
 
 /// Which endpoint of a server a path names.
@@ -51,6 +60,10 @@ fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
 pub async fn request(state: &Arc<GatewayState>, session: &mut Session) -> Result<bool> {
     crate::listener::head_read(session.as_downstream().stream());
     let snapshot = state.snapshot.load_full();
+    if let Some(server) = session.req_header().uri.path().strip_prefix(crate::auth::resource::WELL_KNOWN) {
+        let server = server.to_string();
+        return Box::pin(protected_resource(session, snapshot.as_deref(), &server)).await;
+    }
     // The path is parsed once and the route looked up while the path is borrowed from
     // the request, before the session is borrowed mutably, so no part of it is copied.
     // `route` is `None` before the first snapshot, `Err(name)` for an unknown server.
@@ -71,7 +84,11 @@ pub async fn request(state: &Arc<GatewayState>, session: &mut Session) -> Result
         Ok(route) => route,
         Err(name) => return respond::rpc_error(session, 404, INVALID_REQUEST, &format!("Not Found: no MCP server named `{name}`")).await,
     };
-    let req = Request { state, snapshot, route };
+    let principal = match snapshot.auth.authenticate(&session.req_header().headers, &route.name, &route.access).await {
+        Ok(p) => p,
+        Err(failure) => return Box::pin(refuse_unauthenticated(session, &snapshot, &route, failure)).await,
+    };
+    let req = Request { state, snapshot, route, principal };
     let method = &session.req_header().method;
     let (post, delete, get) = (method == http::Method::POST, method == http::Method::DELETE, method == http::Method::GET);
     match endpoint {
@@ -88,6 +105,31 @@ pub async fn request(state: &Arc<GatewayState>, session: &mut Session) -> Result
         Endpoint::Message => respond::send(session, 405, None, Bytes::new(), &[("allow", "POST")]).await,
         Endpoint::Unknown => respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found").await,
     }
+}
+
+/// Answers a request that failed authentication (401/403 with `WWW-Authenticate`) before
+/// its body is read: nothing of it reaches a tool, a database or an upstream.
+async fn refuse_unauthenticated(session: &mut Session, snapshot: &Snapshot, route: &Route, failure: crate::auth::AuthFailure) -> Result<bool> {
+    crate::metrics::METRICS.auth_failures.with_label_values(&[failure.reason()]).inc();
+    let metadata = snapshot.auth.resource().map(|r| r.metadata_url(&route.name));
+    let challenge = failure.challenge(metadata.as_deref(), route.access.required_scopes());
+    let body = crate::mcp::jsonrpc::error(None, crate::auth::UNAUTHORIZED, &format!("{}: {failure}", if failure.status() == 401 { "Unauthorized" } else { "Forbidden" }));
+    respond::send(session, failure.status(), Some("application/json"), body, &[("www-authenticate", challenge.as_str())]).await
+}
+
+/// GET `/.well-known/oauth-protected-resource/mcp/{server}` (RFC 9728 §3), served on the
+/// MCP listener: clients look for it at the resource's own origin.
+async fn protected_resource(session: &mut Session, snapshot: Option<&Snapshot>, path: &str) -> Result<bool> {
+    let name = path.strip_prefix("/mcp/").unwrap_or("");
+    let found = snapshot.and_then(|s| Some((s.auth.resource()?, s.route(name)?)));
+    let Some((resource, route)) = found else {
+        return respond::rpc_error(session, 404, INVALID_REQUEST, "Not Found: no protected resource metadata here (auth.oauth is not set, or no such server)").await;
+    };
+    if session.req_header().method != http::Method::GET {
+        return respond::send(session, 405, None, Bytes::new(), &[("allow", "GET")]).await;
+    }
+    let body = resource.metadata(&route.name, route.access.required_scopes()).to_string();
+    respond::send(session, 200, Some("application/json"), body, &[("cache-control", "max-age=300")]).await
 }
 
 fn oversized_headers(session: &Session, limit: usize) -> Option<usize> {

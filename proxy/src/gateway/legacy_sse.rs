@@ -39,7 +39,7 @@ pub async fn stream(req: &Request<'_>, session: &mut Session) -> Result<bool> {
         return streams_full(session, max_streams).await;
     }
     let stream_limits = StreamLimits { max_inflight: limits.max_sse_inflight, max_queued: u32::try_from(limits.max_sse_queued.0).unwrap_or(u32::MAX) };
-    let (token, id) = req.snapshot.sessions.issue_with_id(&req.route.name, ProtocolVersion::V2024_11_05);
+    let (token, id) = req.snapshot.sessions.issue_with_id(&req.route.name, ProtocolVersion::V2024_11_05, req.binding());
     let open = OpenStream { hub: &req.state.sse, sessions: &req.snapshot.sessions, id };
     let Some((stream, mut rx)) = req.state.sse.open(id, max_streams, stream_limits) else {
         // Another GET took the last slot since the check above.
@@ -162,7 +162,7 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     let Some(token) = token else {
         return respond::rpc_error_to(session, 400, id, INVALID_REQUEST, "Bad Request: sessionId query parameter is required").await;
     };
-    let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
+    let claims = match req.snapshot.sessions.check(&token, &req.route.name, req.binding()).await {
         Ok(c) => c,
         Err(SessionRejection::Unknown) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, &format!("Not Found: unknown session; open a stream at /mcp/{}/sse", req.route.name)).await,
         Err(SessionRejection::Ended) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, &format!("Not Found: the session has ended (its SSE stream closed); open a new stream at /mcp/{}/sse", req.route.name)).await,
@@ -180,7 +180,7 @@ pub async fn message(req: &Request<'_>, session: &mut Session) -> Result<bool> {
         );
         return respond::send(session, 429, Some("application/json"), body, &[("retry-after", "1")]).await;
     };
-    let work = Work { state: req.state.clone(), route: req.route.clone(), stream, headers: session.req_header().headers.clone(), client_ip: client_ip(session), body };
+    let work = Work { state: req.state.clone(), route: req.route.clone(), stream, headers: session.req_header().headers.clone(), client_ip: client_ip(session), body, principal: req.principal.clone() };
     tokio::spawn(work.run_until_closed(slot));
     respond::send(session, 202, Some("text/plain"), "Accepted", &[]).await
 }
@@ -193,6 +193,7 @@ struct Work {
     headers: http::HeaderMap,
     client_ip: Option<std::net::IpAddr>,
     body: Bytes,
+    principal: Option<Arc<crate::auth::Principal>>,
 }
 
 impl Work {
@@ -225,7 +226,14 @@ impl Work {
     async fn one(&self, message: Message<'_>) -> Option<String> {
         // The work is dropped when the stream goes (`run_until_closed`), so calls need no
         // presence check of their own.
-        let cx = MethodCtx { route: &self.route, version: self.stream.version(), call: CallContext { client_ip: self.client_ip, headers: &self.headers, arguments: None }, connector: &self.state.connector, present: &|| true };
+        let cx = MethodCtx {
+            route: &self.route,
+            version: self.stream.version(),
+            call: CallContext { client_ip: self.client_ip, headers: &self.headers, arguments: None },
+            connector: &self.state.connector,
+            present: &|| true,
+            principal: self.principal.as_deref(),
+        };
         match message {
             Message::Request { id, method, params } => match methods::handle_request(&cx, id, method, params).await {
                 Outcome::Initialized { reply, version } => {

@@ -52,7 +52,7 @@ pub async fn post(req: &Request<'_>, session: &mut Session) -> Result<bool> {
         }
         return respond::rpc_error_to(session, 400, id, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required (send initialize first)").await;
     };
-    let claims = match req.snapshot.sessions.check(&token, &req.route.name).await {
+    let claims = match req.snapshot.sessions.check(&token, &req.route.name, req.binding()).await {
         Ok(c) => c,
         Err(SessionRejection::Unknown) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, "Not Found: unknown session; send a new initialize").await,
         Err(SessionRejection::Ended) => return respond::rpc_error_to(session, 404, id, INVALID_REQUEST, "Not Found: the session has ended; send a new initialize").await,
@@ -89,12 +89,13 @@ async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, par
             call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None },
             connector: &req.state.connector,
             present: &|| true,
+            principal: req.principal.as_deref(),
         };
         methods::handle_request(&cx, id, "initialize", params).await
     };
     match outcome {
         Outcome::Initialized { reply, version } => {
-            let token = req.snapshot.sessions.issue(&req.route.name, version);
+            let token = req.snapshot.sessions.issue(&req.route.name, version, req.binding());
             respond::send(session, 200, Some("application/json"), reply, &[("mcp-session-id", token.as_str())]).await
         }
         Outcome::Reply(reply) => respond::json(session, reply).await,
@@ -105,7 +106,14 @@ async fn initialize(req: &Request<'_>, session: &mut Session, id: &RawValue, par
 async fn single_request(req: &Request<'_>, session: &mut Session, version: ProtocolVersion, id: &RawValue, method: &str, params: Option<&RawValue>) -> Result<bool> {
     let outcome = {
         let present = crate::listener::client_present(session.as_downstream().stream());
-        let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None }, connector: &req.state.connector, present: &present };
+        let cx = MethodCtx {
+            route: &req.route,
+            version,
+            call: CallContext { client_ip: client_ip(session), headers: &session.req_header().headers, arguments: None },
+            connector: &req.state.connector,
+            present: &present,
+            principal: req.principal.as_deref(),
+        };
         methods::handle_request(&cx, id, method, params).await
     };
     match outcome {
@@ -131,7 +139,7 @@ async fn batch(req: &Request<'_>, session: &mut Session, version: ProtocolVersio
     }
     let headers = session.req_header().headers.clone();
     // Each call runs as if its client stayed: the whole batch is dropped when it leaves.
-    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers, arguments: None }, connector: &req.state.connector, present: &|| true };
+    let cx = MethodCtx { route: &req.route, version, call: CallContext { client_ip: client_ip(session), headers: &headers, arguments: None }, connector: &req.state.connector, present: &|| true, principal: req.principal.as_deref() };
     let gone = crate::listener::disconnected(session.as_downstream().stream(), CLIENT_CHECK);
     let replies = tokio::select! {
         replies = futures::future::join_all(items.iter().map(|m| batch_item(&cx, m))) => replies,
@@ -166,7 +174,7 @@ pub async fn delete(req: &Request<'_>, session: &mut Session) -> Result<bool> {
     let Some(token) = mh::session_id(&session.req_header().headers).map(str::to_owned) else {
         return respond::rpc_error(session, 400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required").await;
     };
-    match req.snapshot.sessions.check(&token, &req.route.name).await {
+    match req.snapshot.sessions.check(&token, &req.route.name, req.binding()).await {
         Ok(claims) => {
             req.snapshot.sessions.delete(claims.id).await;
             respond::send(session, 204, None, Bytes::new(), &[]).await

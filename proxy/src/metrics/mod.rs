@@ -42,6 +42,8 @@ pub struct Metrics {
     pub calls_abandoned: IntCounter,
     /// Legacy SSE streams open on this instance.
     pub sse_streams: IntGauge,
+    /// Requests refused by authentication, by reason.
+    pub auth_failures: IntCounterVec,
     /// Legacy SSE requests refused or streams closed by a limit, by the limit's setting.
     pub sse_limited: IntCounterVec,
 }
@@ -85,6 +87,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let sse_limited = IntCounterVec::new(Opts::new("sse_limited_total", "Legacy SSE requests refused or streams closed by a limit, by setting"), &["limit"])?;
     registry.register(Box::new(sse_streams.clone()))?;
     registry.register(Box::new(sse_limited.clone()))?;
+    let auth_failures = IntCounterVec::new(Opts::new("auth_failures_total", "Requests refused by authentication (401/403), by reason"), &["reason"])?;
+    registry.register(Box::new(auth_failures.clone()))?;
     Ok(Metrics {
         registry,
         tool_calls,
@@ -104,6 +108,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         calls_abandoned,
         sse_streams,
         sse_limited,
+        auth_failures,
     })
 }
 
@@ -121,6 +126,10 @@ pub enum ToolOutcome {
     Error,
     /// Arguments failed the tool's `inputSchema`; nothing was called.
     InvalidArguments,
+    /// The caller may not call the tool (a rule); nothing was called.
+    Denied,
+    /// A rate limit or quota refused the call; nothing was called.
+    RateLimited,
 }
 
 impl ToolOutcome {
@@ -129,6 +138,8 @@ impl ToolOutcome {
             ToolOutcome::Success => "success",
             ToolOutcome::Error => "error",
             ToolOutcome::InvalidArguments => "invalid_arguments",
+            ToolOutcome::Denied => "denied",
+            ToolOutcome::RateLimited => "rate_limited",
         }
     }
 }
@@ -144,7 +155,7 @@ pub struct RouteMetrics {
 
 #[derive(Default)]
 struct ToolMetrics {
-    outcomes: [OnceLock<IntCounter>; 3],
+    outcomes: [OnceLock<IntCounter>; 5],
     latency: OnceLock<Histogram>,
 }
 

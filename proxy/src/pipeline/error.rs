@@ -40,6 +40,13 @@ pub enum GatewayError {
     /// `tools/call` named a tool the route does not serve.
     #[error("Unknown tool: {0}")]
     UnknownTool(String),
+    /// The caller may not call this tool: answered exactly as [`GatewayError::UnknownTool`]
+    /// (a denied tool is not shown in `tools/list` either), observed as `denied`.
+    #[error("Unknown tool: {0}")]
+    Denied(String),
+    /// A rate limit or quota of caller × tool is used up; nothing was called.
+    #[error("Rate limit exceeded: {}; retry in {} s", .0.limit, .0.retry_after.as_secs_f64().ceil().max(1.0))]
+    RateLimited(crate::policy::quota::QuotaExceeded),
     /// A method the gateway does not implement.
     #[error("Method not found: {0}")]
     MethodNotFound(String),
@@ -61,6 +68,10 @@ pub enum GatewayError {
     #[error("the tool result could not be serialized")]
     Serialize,
 }
+
+/// JSON-RPC code of a call refused by a rate limit or quota (implementation-defined server
+/// error range); `data` holds `limit` and `retryAfterSeconds`.
+pub const RATE_LIMITED: i32 = -32029;
 
 /// How a failure reaches the client.
 enum Shape {
@@ -85,14 +96,25 @@ impl GatewayError {
     pub fn outcome(&self) -> Option<ToolOutcome> {
         match self {
             GatewayError::InvalidArguments(_) => Some(ToolOutcome::InvalidArguments),
+            GatewayError::Denied(_) => Some(ToolOutcome::Denied),
+            GatewayError::RateLimited(_) => Some(ToolOutcome::RateLimited),
             GatewayError::Upstream(_) => Some(ToolOutcome::Error),
+            _ => None,
+        }
+    }
+
+    /// The `data` of a JSON-RPC error, when it carries more than its message.
+    fn data(&self) -> Option<serde_json::Value> {
+        match self {
+            GatewayError::RateLimited(q) => Some(serde_json::json!({ "limit": q.limit, "retryAfterSeconds": q.retry_after.as_secs_f64().ceil().max(1.0) as u64 })),
             _ => None,
         }
     }
 
     fn shape(&self) -> Shape {
         match self {
-            GatewayError::InvalidParams(_) | GatewayError::InvalidCursor(_) | GatewayError::UnknownTool(_) => Shape::Rpc(INVALID_PARAMS),
+            GatewayError::InvalidParams(_) | GatewayError::InvalidCursor(_) | GatewayError::UnknownTool(_) | GatewayError::Denied(_) => Shape::Rpc(INVALID_PARAMS),
+            GatewayError::RateLimited(_) => Shape::Rpc(RATE_LIMITED),
             GatewayError::MethodNotFound(_) => Shape::Rpc(METHOD_NOT_FOUND),
             GatewayError::DiscoverUnsupported | GatewayError::InitializeInBatch => Shape::Rpc(INVALID_REQUEST),
             GatewayError::Serialize => Shape::Rpc(INTERNAL_ERROR),
@@ -113,7 +135,10 @@ impl GatewayError {
     /// `version`): the one place a method-layer failure becomes bytes.
     pub fn reply(&self, id: &RawValue, version: ProtocolVersion) -> String {
         match self.shape() {
-            Shape::Rpc(code) => jsonrpc::error(Some(id), code, &self.to_string()),
+            Shape::Rpc(code) => match self.data() {
+                Some(data) => jsonrpc::error_with_data(Some(id), code, &self.to_string(), &data),
+                None => jsonrpc::error(Some(id), code, &self.to_string()),
+            },
             Shape::ToolError => call_reply(id, &CallToolResult::error(self.to_string()), version),
         }
     }

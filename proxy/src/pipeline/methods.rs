@@ -43,6 +43,8 @@ pub struct MethodCtx<'a> {
     /// Whether the client is still there, asked every [`super::CLIENT_CHECK`] while a REST
     /// call runs; a transport that watches the client itself passes `&|| true`.
     pub present: &'a (dyn Fn() -> bool + Sync),
+    /// Who is calling (`None`: anonymous, on a public route).
+    pub principal: Option<&'a crate::auth::Principal>,
 }
 
 /// Handles one JSON-RPC request.
@@ -107,11 +109,17 @@ fn tools_list(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawValue>) -> S
     let page = match cursor {
         None | Some(Value::Null) => 0,
         Some(Value::String(c)) => match crate::mcp::cursor::decode(&c) {
-            Some(offset) if offset % crate::runtime::PAGE_SIZE == 0 && offset / crate::runtime::PAGE_SIZE < cx.route.pages.len() => offset / crate::runtime::PAGE_SIZE,
+            Some(offset) if offset % crate::runtime::PAGE_SIZE == 0 => offset / crate::runtime::PAGE_SIZE,
             _ => return GatewayError::InvalidCursor("use the nextCursor of a previous tools/list result").reply(id, cx.version),
         },
         Some(_) => return GatewayError::InvalidCursor("must be a string").reply(id, cx.version),
     };
-    let pages = if cx.version.has_structured_content() { &cx.route.pages } else { &cx.route.legacy_pages };
-    jsonrpc::result(id, pages[page].get())
+    // Only the tools this caller may call: its view's pages (prebuilt per distinct set of
+    // rights), the route's own when no rule applies.
+    let allowed = cx.route.access.allowed(cx.principal);
+    let pages = cx.route.pages_for(&allowed, cx.version.has_structured_content());
+    match pages.get().get(page) {
+        Some(p) => jsonrpc::result(id, p.get()),
+        None => GatewayError::InvalidCursor("use the nextCursor of a previous tools/list result").reply(id, cx.version),
+    }
 }

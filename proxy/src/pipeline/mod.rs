@@ -5,7 +5,11 @@
 //!
 //! 1. **parse** `params` into the tool name and raw `arguments`;
 //! 2. **find** the tool in the route's catalog (unknown names never reach a server);
-//! 3. *authenticate, authorize (the permit), quota take*: not yet, they go here;
+//! 3. **authorize**: the caller (authenticated by `dispatch` before the body was read)
+//!    must be allowed the tool by the route's rules; a denied call is answered exactly
+//!    like an unknown tool (and observed as `denied`). **quota take**: every rate limit
+//!    and quota of the route that applies to caller × tool takes one call, or the call
+//!    is refused with the limit and when to retry (observed as `rate_limited`);
 //! 4. **validate** the arguments against the compiled `inputSchema`;
 //! 5. *guard the arguments*: not yet;
 //! 6. **invoke** the route's `ToolServer`: a `CallOutcome::Done` result is ready; a
@@ -72,9 +76,8 @@ pub async fn tools_call(cx: &MethodCtx<'_>, id: &RawValue, params: Option<&RawVa
         Ok(found) => found,
         Err(e) => return CallEnd::Reply(e.reply(id, cx.version)),
     };
-    // 3. authenticate, authorize, quota take: not yet.
-    // 4. validate … 7. guard(result), quota settle
-    let result = match checked_invoke(cx, tool, entry, arguments).await {
+    // 3. authorize, quota take; 4. validate … 7. guard(result), quota settle
+    let result = match governed_invoke(cx, tool, entry, arguments).await {
         Ok(result) => Ok(result),
         Err(Stop::Abandoned) => return CallEnd::Abandoned,
         Err(Stop::Failed(e)) => Err(e),
@@ -117,6 +120,18 @@ fn find<'a>(cx: &MethodCtx<'a>, params: Option<&'a RawValue>) -> Result<(Option<
     Ok((p.arguments, tool, entry))
 }
 
+/// Stage 3, then stages 4 to 7.
+async fn governed_invoke(cx: &MethodCtx<'_>, tool: ToolRef, entry: &CatalogEntry, arguments: Option<&RawValue>) -> Result<CallToolResult, Stop> {
+    if !cx.route.access.allowed(cx.principal).permits(tool) {
+        return Err(GatewayError::Denied(entry.def.name.clone()).into());
+    }
+    let quotas = &cx.route.access.quotas;
+    if !quotas.is_empty() {
+        quotas.take(cx.principal, tool).await.map_err(GatewayError::RateLimited)?;
+    }
+    checked_invoke(cx, tool, entry, arguments).await
+}
+
 /// Stages 4 to 7: arguments checked, then the server invoked (on the connector for an
 /// HTTP call, while the client is there).
 async fn checked_invoke(cx: &MethodCtx<'_>, tool: ToolRef, entry: &CatalogEntry, arguments: Option<&RawValue>) -> Result<CallToolResult, Stop> {
@@ -135,10 +150,11 @@ async fn checked_invoke(cx: &MethodCtx<'_>, tool: ToolRef, entry: &CatalogEntry,
     // 5. guard(arguments): not yet.
     // 6. invoke
     let call = crate::tools::CallContext { arguments, ..cx.call };
-    let http = match cx.route.server.call(tool.index(), args, call).await {
+    let mut http = match cx.route.server.call(tool.index(), args, call).await {
         CallOutcome::Done(result) => return Ok(result),
         CallOutcome::Http(http) => http,
     };
+    cx.route.credentials.apply(cx.principal, &mut http.headers);
     let finish = |response: crate::tools::UpstreamResponse<'_>| cx.route.server.finish_http(tool.index(), &response);
     match crate::upstream::execute_while(cx.connector, &http, finish, cx.present, CLIENT_CHECK).await {
         Ok(result) => Ok(result),

@@ -111,6 +111,9 @@ async fn route(name: &str) -> (Arc<Fake>, Route) {
         legacy_pages: Vec::new(),
         fingerprint: String::new(),
         metrics: RouteMetrics::new(name, defs.len()),
+        access: crate::policy::ServerAccess::open(defs.len()),
+        views: Default::default(),
+        credentials: Default::default(),
     };
     (fake, route)
 }
@@ -119,7 +122,7 @@ async fn route(name: &str) -> (Arc<Fake>, Route) {
 async fn call(route: &Route, params: Value, present: &(dyn Fn() -> bool + Sync)) -> Option<Value> {
     let headers = http::HeaderMap::new();
     let connector = Connector::new(None);
-    let cx = MethodCtx { route, version: ProtocolVersion::ASSUMED, call: CallContext { client_ip: None, headers: &headers, arguments: None }, connector: &connector, present };
+    let cx = MethodCtx { route, version: ProtocolVersion::ASSUMED, call: CallContext { client_ip: None, headers: &headers, arguments: None }, connector: &connector, present, principal: None };
     let id = RawValue::from_string("1".into()).expect("id");
     let params = RawValue::from_string(params.to_string()).expect("params");
     match tools_call(&cx, &id, Some(&params)).await {

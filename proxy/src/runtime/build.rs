@@ -83,6 +83,12 @@ pub struct Route {
     pub fingerprint: String,
     /// Metric handles of this route and its tools.
     pub metrics: crate::metrics::RouteMetrics,
+    /// Who may use the route and which tools; its limits.
+    pub access: crate::policy::ServerAccess,
+    /// Per-caller `tools/list` pages when `access` has rules.
+    pub views: super::views::Views,
+    /// Consumers' own upstream credentials for this route.
+    pub credentials: crate::auth::upstream::ConsumerCredentials,
 }
 
 /// Everything a request needs, immutable.
@@ -101,6 +107,10 @@ pub struct Snapshot {
     pub origin: OriginPolicy,
     /// Origin/Host acceptance on the admin listener.
     pub admin_origin: OriginPolicy,
+    /// Callers' credentials: consumers' keys, JWT issuers, protected resource metadata.
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// Rate-limit and quota counters (kept across reloads while `quotas:` is unchanged).
+    pub quota_store: Arc<crate::policy::quota::QuotaStore>,
 }
 
 /// `tools/list` page size.
@@ -129,6 +139,15 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
     use futures::StreamExt;
     let cx = BuildContext { base_dir: config.base_dir(), upstream: &config.upstream, previous, env_values: &config.env_values };
     let cx = &cx;
+    let auth = match previous {
+        Some(p) if p.config.auth == config.auth && p.config.consumers == config.consumers => p.auth.clone(),
+        _ => Arc::new(crate::auth::Authenticator::build(&config, previous.map(|p| &*p.auth)).await.map_err(|e| BuildError { file: config.path.display().to_string(), server: "(auth)".into(), message: e.to_string(), unfetched: None })?),
+    };
+    let quota_store = match previous {
+        Some(p) if p.config.quotas == config.quotas => p.quota_store.clone(),
+        _ => crate::policy::quota::QuotaStore::new(&config.quotas, previous.map(|p| &p.quota_store)),
+    };
+    let policy = Policy { auth_configured: auth.configured(), consumers: &config.consumers, quota_store: &quota_store };
     let mut routes = HashMap::with_hasher(foldhash::fast::RandomState::default());
     // `buffered` yields in config order; leaving at the first error drops (cancels) the
     // builds still running. The futures are collected first: a closure inside the
@@ -142,7 +161,7 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
             if routes.contains_key(&b.name) {
                 return Err(err(format!("route `{}` is defined twice", b.name).into()));
             }
-            let route = prepare_route(b, server, &fingerprint).map_err(|m| err(m.into()))?;
+            let route = prepare_route(b, server, &fingerprint, &policy).map_err(|m| err(m.into()))?;
             routes.insert(route.name.clone(), Arc::new(route));
         }
     }
@@ -153,7 +172,7 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
         _ => Arc::new(session_manager(&config, previous.map(|p| &*p.sessions))),
     };
     let (origin, admin_origin) = (OriginPolicy::new(&config), OriginPolicy::admin(&config));
-    Ok(Snapshot { config, routes, generation, sessions, origin, admin_origin })
+    Ok(Snapshot { config, routes, generation, sessions, origin, admin_origin, auth, quota_store })
 }
 
 /// One config entry built (or reused), with its fingerprint. Database entries take turns
@@ -236,11 +255,23 @@ async fn build_server(server: &ServerConfig, cx: &BuildContext<'_>) -> Result<Ve
     })
 }
 
-fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str) -> Result<Route, String> {
+/// What every route's `access:` is compiled with.
+struct Policy<'a> {
+    auth_configured: bool,
+    consumers: &'a [crate::auth::ConsumerConfig],
+    quota_store: &'a Arc<crate::policy::quota::QuotaStore>,
+}
+
+fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str, policy: &Policy<'_>) -> Result<Route, String> {
     let defs = b.server.tools();
     let catalog = Catalog::new(defs).map_err(|e| e.to_string())?;
     let (pages, legacy_pages) = build_pages(defs).map_err(|e| e.to_string())?;
+    let access = crate::policy::ServerAccess::build(&server.access, defs, policy.auth_configured, policy.consumers, policy.quota_store, &b.name)?;
+    let views = if access.has_rules() { super::views::Views::new(defs).map_err(|e| e.to_string())? } else { super::views::Views::default() };
     Ok(Route {
+        access,
+        views,
+        credentials: crate::auth::upstream::ConsumerCredentials::build(&b.name, policy.consumers),
         metrics: crate::metrics::RouteMetrics::new(&b.name, catalog.len()),
         // The configured description describes the entry: it wins over what the module
         // found (an OpenAPI document's title) on the entry's own route, and fills in for
@@ -262,7 +293,7 @@ fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str) -> Res
 type Pages = (Vec<Box<RawValue>>, Vec<Box<RawValue>>);
 
 /// Serializes `tools/list` results once, per page, in both shapes.
-fn build_pages(defs: &[crate::tools::ToolDef]) -> Result<Pages, serde_json::Error> {
+pub(super) fn build_pages(defs: &[crate::tools::ToolDef]) -> Result<Pages, serde_json::Error> {
     let chunks: Vec<_> = if defs.is_empty() { vec![&defs[..0]] } else { defs.chunks(PAGE_SIZE).collect() };
     let mut modern = Vec::with_capacity(chunks.len());
     let mut legacy = Vec::with_capacity(chunks.len());
@@ -281,7 +312,7 @@ fn build_pages(defs: &[crate::tools::ToolDef]) -> Result<Pages, serde_json::Erro
     Ok((modern, legacy))
 }
 
-fn page_json(tools: &[serde_json::Value], next: Option<&str>) -> Result<Box<RawValue>, serde_json::Error> {
+pub(super) fn page_json(tools: &[serde_json::Value], next: Option<&str>) -> Result<Box<RawValue>, serde_json::Error> {
     let mut obj = serde_json::Map::new();
     obj.insert("tools".into(), serde_json::Value::Array(tools.to_vec()));
     if let Some(n) = next {

@@ -7,6 +7,8 @@
 
 mod build;
 pub mod reload;
+mod views;
 
 pub use build::{build_snapshot, BuildContext, BuildError, BuiltRoute, Route, Snapshot, PAGE_SIZE};
 pub use reload::Reloader;
+pub use views::{PageSet, Pages, Views};

@@ -85,7 +85,7 @@ impl From<&SessionConfig> for SessionSettings {
     }
 }
 
-/// A session in use on this instance (16 bytes; keyed by its token's tag).
+/// A session in use on this instance (24 bytes; keyed by its token's tag).
 struct Entry {
     /// Token expiry, Unix seconds.
     expires_at: u32,
@@ -96,6 +96,8 @@ struct Entry {
     version: u8,
     /// Ended, but kept here because the ended set was full (never dropped early).
     ended: AtomicBool,
+    /// The caller the session is bound to ([`crate::auth::Principal::binding`]).
+    binding: u64,
 }
 
 /// Idle tracking resolution: 100 ms, so a u32 covers 13 years of uptime.
@@ -218,21 +220,21 @@ impl SessionManager {
     }
 
     /// Issues a token for a new session. Nothing is stored until the token is used.
-    pub fn issue(&self, route: &str, version: ProtocolVersion) -> String {
-        token::seal(&self.cipher, route, version, now_secs() + self.settings.ttl.as_secs()).0
+    pub fn issue(&self, route: &str, version: ProtocolVersion, binding: u64) -> String {
+        token::seal(&self.cipher, route, version, now_secs() + self.settings.ttl.as_secs(), binding).0
     }
 
     /// Issues a token whose session is in use at once (a legacy SSE stream) and returns it
     /// with the session's local name.
-    pub fn issue_with_id(&self, route: &str, version: ProtocolVersion) -> (String, u128) {
+    pub fn issue_with_id(&self, route: &str, version: ProtocolVersion, binding: u64) -> (String, u128) {
         let expires_at = now_secs() + self.settings.ttl.as_secs();
-        let (text, tag) = token::seal(&self.cipher, route, version, expires_at);
-        self.insert(tag, route, version, expires_at);
+        let (text, tag) = token::seal(&self.cipher, route, version, expires_at, binding);
+        self.insert(tag, route, version, expires_at, binding);
         (text, tag)
     }
 
-    fn insert(&self, tag: u128, route: &str, version: ProtocolVersion, expires_at: u64) {
-        let entry = Entry { expires_at: ended::clamp(expires_at), last_seen: AtomicU32::new(self.state.tick()), route: self.state.intern(route), version: version as u8, ended: AtomicBool::new(false) };
+    fn insert(&self, tag: u128, route: &str, version: ProtocolVersion, expires_at: u64, binding: u64) {
+        let entry = Entry { expires_at: ended::clamp(expires_at), last_seen: AtomicU32::new(self.state.tick()), route: self.state.intern(route), version: version as u8, ended: AtomicBool::new(false), binding };
         self.state.active.entry(tag).or_insert(entry);
     }
 
@@ -244,18 +246,20 @@ impl SessionManager {
     /// Validates a token presented on `route` and records its use. A token already in use
     /// here costs a base64 decode and one map lookup; its first use here opens it and, with
     /// a shared store, asks the store whether it ended elsewhere.
-    pub async fn check(&self, token: &str, route: &str) -> Result<SessionUse, SessionRejection> {
+    /// `binding` is the presenting caller's ([`crate::auth::binding`]): a session bound to
+    /// another caller is [`SessionRejection::Unknown`] to this one.
+    pub async fn check(&self, token: &str, route: &str, binding: u64) -> Result<SessionUse, SessionRejection> {
         let tag = token::tag(token).ok_or(SessionRejection::Unknown)?;
-        if let Some(known) = self.known(tag, route) {
+        if let Some(known) = self.known(tag, route, binding) {
             return known;
         }
-        self.admit(token, route).await
+        self.admit(token, route, binding).await
     }
 
     /// The hot path: a session in use here.
-    fn known(&self, tag: u128, route: &str) -> Option<Result<SessionUse, SessionRejection>> {
+    fn known(&self, tag: u128, route: &str, binding: u64) -> Option<Result<SessionUse, SessionRejection>> {
         let entry = self.state.active.get(&tag)?;
-        if !self.state.route_is(entry.route, route) {
+        if !self.state.route_is(entry.route, route) || entry.binding != binding {
             return Some(Err(SessionRejection::Unknown));
         }
         if entry.ended.load(Ordering::Relaxed) || u64::from(entry.expires_at) <= now_secs() {
@@ -274,9 +278,9 @@ impl SessionManager {
 
     /// First use of a token here: open it, refuse it if it ended (here or in the fleet's
     /// store), and start tracking it.
-    async fn admit(&self, token: &str, route: &str) -> Result<SessionUse, SessionRejection> {
+    async fn admit(&self, token: &str, route: &str, binding: u64) -> Result<SessionUse, SessionRejection> {
         let (claims, tag) = token::open(&self.cipher, token).ok_or(SessionRejection::Unknown)?;
-        if claims.route != route {
+        if claims.route != route || claims.binding != binding {
             return Err(SessionRejection::Unknown);
         }
         if claims.expires_at <= now_secs() || self.state.ended.contains(tag) {
@@ -297,9 +301,9 @@ impl SessionManager {
             METRICS.sessions_refused.with_label_values(&["capacity"]).inc();
             return Err(SessionRejection::Full);
         }
-        self.insert(tag, route, claims.version, claims.expires_at);
+        self.insert(tag, route, claims.version, claims.expires_at, binding);
         // A concurrent DELETE or sweep may have ended it meanwhile: ask the entry.
-        self.known(tag, route).unwrap_or(Err(SessionRejection::Ended))
+        self.known(tag, route, binding).unwrap_or(Err(SessionRejection::Ended))
     }
 
     fn store_failed(&self, what: &str, e: &StoreError) {

@@ -1,5 +1,9 @@
 //! The sealed token format: `base64url(nonce[24] ‖ XChaCha20-Poly1305(plain) ‖ tag[16])`,
-//! where `plain = format[1] ‖ version[1] ‖ expires_at[8, BE] ‖ id[16] ‖ route`.
+//! where `plain = format[1] ‖ version[1] ‖ expires_at[8, BE] ‖ id[16] ‖ binding[8, BE] ‖ route`
+//! (format 2; format 1, without `binding`, opens as an anonymous caller's).
+//!
+//! `binding` names the caller that initialized the session ([`crate::auth::Principal::binding`]):
+//! another caller presenting the token is refused as if it were unknown.
 //!
 //! The Poly1305 tag names the token locally: it is unique per issued token and
 //! unguessable, so a map keyed by it can only be hit by someone who already holds the
@@ -15,7 +19,9 @@ use rand::RngCore;
 use super::super::version::ProtocolVersion;
 
 const AAD: &[u8] = b"mcpgate-session-v1";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+/// Bytes before the route: format, version, expiry, id, binding.
+const HEAD: usize = 34;
 const NONCE: usize = 24;
 const TAG: usize = 16;
 /// Longest token text accepted (a route name is at most a few hundred bytes).
@@ -44,17 +50,20 @@ pub struct SessionClaims {
     pub version: ProtocolVersion,
     /// Expiry, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The caller the session is bound to (0: anonymous).
+    pub binding: u64,
 }
 
 /// Seals claims for a new session; returns the token text and its tag.
-pub fn seal(cipher: &XChaCha20Poly1305, route: &str, version: ProtocolVersion, expires_at: u64) -> (String, u128) {
+pub fn seal(cipher: &XChaCha20Poly1305, route: &str, version: ProtocolVersion, expires_at: u64, binding: u64) -> (String, u128) {
     let mut rng = rand::rng();
     let id = ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128;
-    let mut plain = Vec::with_capacity(26 + route.len());
+    let mut plain = Vec::with_capacity(HEAD + route.len());
     plain.push(FORMAT);
     plain.push(version as u8);
     plain.extend_from_slice(&expires_at.to_be_bytes());
     plain.extend_from_slice(&id.to_be_bytes());
+    plain.extend_from_slice(&binding.to_be_bytes());
     plain.extend_from_slice(route.as_bytes());
     let mut nonce = [0u8; NONCE];
     rng.fill_bytes(&mut nonce);
@@ -108,14 +117,16 @@ pub fn open(cipher: &XChaCha20Poly1305, token: &str) -> Option<(SessionClaims, u
     let raw = decode(token, &mut buf)?;
     let (nonce, sealed) = raw.split_at(NONCE);
     let plain = cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: AAD }).ok()?;
-    if plain.len() < 26 || plain[0] != FORMAT {
-        return None;
-    }
+    let (binding, head) = match plain.first() {
+        Some(1) if plain.len() >= 26 => (0, 26),
+        Some(&FORMAT) if plain.len() >= HEAD => (u64::from_be_bytes(plain[26..34].try_into().ok()?), HEAD),
+        _ => return None,
+    };
     let version = ProtocolVersion::from_index(plain[1])?;
     let expires_at = u64::from_be_bytes(plain[2..10].try_into().ok()?);
     let id = u128::from_be_bytes(plain[10..26].try_into().ok()?);
-    let route = String::from_utf8(plain[26..].to_vec()).ok()?;
-    Some((SessionClaims { id, route, version, expires_at }, tag_of(raw)?))
+    let route = String::from_utf8(plain[head..].to_vec()).ok()?;
+    Some((SessionClaims { id, route, version, expires_at, binding }, tag_of(raw)?))
 }
 
 #[cfg(test)]
