@@ -148,7 +148,7 @@ fn policies(snapshot: &Snapshot) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for server in &snapshot.config.servers {
         let public = snapshot.route(&server.name).map(|r| r.access.public());
-        out.insert(server.name.clone(), json!({"public": public, "access": server.access}));
+        out.insert(server.name.clone(), json!({"public": public, "policy": server.policy}));
     }
     json!({"generation": snapshot.generation, "servers": out, "quotas": {"backend": snapshot.config.quotas.backend, "on_error": snapshot.config.quotas.on_error}})
 }

@@ -367,8 +367,8 @@ pub struct ServerConfig {
     pub name: String,
     /// Shown in listings.
     pub description: Option<String>,
-    /// Who may use the server and which tools (`access:`).
-    pub access: crate::policy::AccessConfig,
+    /// Who may use the server and which tools (`policy:`).
+    pub policy: crate::policy::AccessConfig,
     /// The kind-specific settings.
     #[serde(flatten)]
     pub kind: ServerKind,
@@ -527,7 +527,7 @@ impl Config {
 /// Groups `${ENV}` values found at `servers[i].field…` by server name (see
 /// [`Config::env_values`]).
 fn server_env_values(servers: &[ServerConfig], found: Vec<(String, String)>) -> std::collections::BTreeMap<String, Vec<String>> {
-    const NOT_SECRET: [&str; 10] = ["name", "type", "description", "access", "spec", "base_url", "file", "timeout", "connect_timeout", "max_response_bytes"];
+    const NOT_SECRET: [&str; 10] = ["name", "type", "description", "policy", "spec", "base_url", "file", "timeout", "connect_timeout", "max_response_bytes"];
     let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (field, value) in found {
         let Some((index, rest)) = field.strip_prefix("servers[").and_then(|r| r.split_once(']')) else { continue };
@@ -567,13 +567,14 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
             Some(Yaml::String(s)) => Some(s),
             Some(_) => return Err(ConfigError::new(path, ctx("description"), "must be a string")),
         };
-        let access = match map.remove("access") {
+        // `policy:`, not `access:`: database servers' `access: read-only` predates it.
+        let policy = match map.remove("policy") {
             None | Some(Yaml::Null) => crate::policy::AccessConfig::default(),
             Some(a) => {
                 if let Yaml::Mapping(m) = &a {
-                    keys::check(m, keys::fields_of::<crate::policy::AccessConfig>(), "key", " of `access`").map_err(|m| ConfigError::new(path, ctx("access"), m))?;
+                    keys::check(m, keys::fields_of::<crate::policy::AccessConfig>(), "key", " of `policy`").map_err(|m| ConfigError::new(path, ctx("policy"), m))?;
                 }
-                serde_yaml::from_value(a).map_err(|e| ConfigError::new(path, ctx("access"), e.to_string()))?
+                serde_yaml::from_value(a).map_err(|e| ConfigError::new(path, ctx("policy"), e.to_string()))?
             }
         };
         let kind = match map.remove("type") {
@@ -596,7 +597,7 @@ fn parse_servers(servers: Yaml, path: &Path) -> Result<Vec<ServerConfig>, Config
             }
             other => return Err(ConfigError::new(path, ctx("type"), format!("unknown server type `{other}`; one of: openapi, rest, database"))),
         };
-        out.push(ServerConfig { name, description, access, kind });
+        out.push(ServerConfig { name, description, policy, kind });
     }
     Ok(out)
 }
@@ -610,7 +611,7 @@ fn server_keys(kind: &str) -> Vec<&'static str> {
         "database" => keys::fields_of::<crate::database::DatabaseServerConfig>(),
         _ => return Vec::new(),
     };
-    ["name", "type", "description", "access"].into_iter().chain(specific.iter().copied()).collect()
+    ["name", "type", "description", "policy"].into_iter().chain(specific.iter().copied()).collect()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ fn unknown_top_level_keys_list_every_valid_key_and_the_near_match() {
     let e = parse("server:\n  - {name: a, type: rest}\n").unwrap_err().to_string();
     assert!(e.ends_with("unknown top-level key `server` (did you mean `servers`?); valid keys: listen, admin, session, limits, connections, security, upstream, auth, consumers, quotas, pingora, servers"), "{e}");
     let e = parse("servers:\n  - {name: a, type: rest, tool: []}\n").unwrap_err().to_string();
-    assert!(e.contains("server `a`: unknown key `tool` (did you mean `tools`?); valid keys of a `type: rest` server: name, type, description, access, file,"), "{e}");
+    assert!(e.contains("server `a`: unknown key `tool` (did you mean `tools`?); valid keys of a `type: rest` server: name, type, description, policy, file,"), "{e}");
     // The check comes before `${ENV}`: the misspelt key is the news, not a variable in it.
     let e = parse("sesion: {key: \"${MCPGATE_TEST_UNSET_SESSION_KEY:?unset}\"}\n").unwrap_err().to_string();
     assert!(e.contains("unknown top-level key `sesion` (did you mean `session`?)"), "{e}");

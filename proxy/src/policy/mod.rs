@@ -1,6 +1,6 @@
-//! Who may use a server, and which of its tools (`servers[].access`).
+//! Who may use a server, and which of its tools (`servers[].policy`).
 //!
-//! [`ServerAccess`] is built per route at snapshot build from the server's `access:` and
+//! [`ServerAccess`] is built per route at snapshot build from the server's `policy:` and
 //! the route's tools: the connect rule ([`ServerAccess::admit`], asked by the
 //! authenticator) and the per-tool rules compiled into one bit per tool per rule, so a
 //! caller's [`ToolMask`] is a few word operations. A configured consumer's mask is built
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{AuthFailure, Method, Principal};
 use crate::tools::{ToolDef, ToolRef};
 
-/// A server's `access:` section.
+/// A server's `policy:` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessConfig {
@@ -178,7 +178,7 @@ impl Allowed {
     }
 }
 
-/// A route's compiled `access:`.
+/// A route's compiled `policy:`.
 pub struct ServerAccess {
     public: bool,
     api_key: bool,
@@ -204,7 +204,7 @@ impl std::fmt::Debug for ServerAccess {
 pub type AccessError = String;
 
 impl ServerAccess {
-    /// Compiles `access` for a route serving `tools`; `auth_configured` says whether the
+    /// Compiles `policy` for a route serving `tools`; `auth_configured` says whether the
     /// gateway checks any credential (the default of `public`); `consumers` are the
     /// configured ones in order.
     pub fn build(access: &AccessConfig, tools: &[ToolDef], auth_configured: bool, consumers: &[crate::auth::ConsumerConfig], quotas: &Arc<quota::QuotaStore>, route: &str) -> Result<Self, AccessError> {
@@ -212,7 +212,7 @@ impl ServerAccess {
             if consumers.iter().any(|k| &k.name == c) {
                 Ok(())
             } else {
-                Err(format!("access: no consumer named `{c}`"))
+                Err(format!("policy: no consumer named `{c}`"))
             }
         };
         access.consumers.iter().try_for_each(known_consumer)?;
@@ -221,26 +221,26 @@ impl ServerAccess {
             match m.as_str() {
                 "api_key" => api_key = true,
                 "jwt" => jwt = true,
-                other => return Err(format!("access.methods: unknown method `{other}`; one of api_key, jwt")),
+                other => return Err(format!("policy.methods: unknown method `{other}`; one of api_key, jwt")),
             }
         }
         let public = access.public.unwrap_or(!auth_configured);
         if !public && !auth_configured {
-            return Err("access.public is false but no caller can authenticate: add consumers with api_keys or auth.jwt issuers".into());
+            return Err("policy.public is false but no caller can authenticate: add consumers with api_keys or auth.jwt issuers".into());
         }
         let mut rules = Vec::with_capacity(access.rules.len());
         for (i, r) in access.rules.iter().enumerate() {
             let (allow, who) = match (&r.allow, &r.deny) {
                 (Some(a), None) => (true, a.clone()),
                 (None, Some(d)) => (false, d.clone()),
-                _ => return Err(format!("access.rules[{i}]: give exactly one of allow, deny")),
+                _ => return Err(format!("policy.rules[{i}]: give exactly one of allow, deny")),
             };
-            who.consumers.iter().try_for_each(known_consumer).map_err(|e| format!("access.rules[{i}].{}", e.trim_start_matches("access: ")))?;
-            let mask = tool_mask(&r.tools, tools).map_err(|e| format!("access.rules[{i}].tools: {e}"))?;
+            who.consumers.iter().try_for_each(known_consumer).map_err(|e| format!("policy.rules[{i}].{}", e.trim_start_matches("policy: ")))?;
+            let mask = tool_mask(&r.tools, tools).map_err(|e| format!("policy.rules[{i}].tools: {e}"))?;
             rules.push(Rule { tools: mask, allow, who });
         }
         let connect = Subjects { consumers: access.consumers.clone(), groups: access.groups.clone(), ..Subjects::default() };
-        let quotas = quota::RouteQuotas::build(&access.quotas, tools, consumers, quotas, route).map_err(|e| format!("access.quotas{e}"))?;
+        let quotas = quota::RouteQuotas::build(&access.quotas, tools, consumers, quotas, route).map_err(|e| format!("policy.quotas{e}"))?;
         let mut built = ServerAccess { public, api_key, jwt, connect, scopes: access.scopes.clone(), rules, tools: tools.len(), consumer_masks: Vec::new(), anonymous_mask: None, quotas };
         if !built.rules.is_empty() {
             built.consumer_masks = consumers.iter().enumerate().map(|(i, c)| Arc::new(built.compute(Some(&Principal::consumer(&c.name, &c.groups, i))))).collect();
@@ -249,7 +249,7 @@ impl ServerAccess {
         Ok(built)
     }
 
-    /// Access for a route with no `access:` on a gateway that checks no credential.
+    /// Access for a route with no `policy:` on a gateway that checks no credential.
     pub fn open(tools: usize) -> Self {
         ServerAccess { public: true, api_key: true, jwt: true, connect: Subjects::default(), scopes: Vec::new(), rules: Vec::new(), tools, consumer_masks: Vec::new(), anonymous_mask: None, quotas: quota::RouteQuotas::none() }
     }

@@ -266,7 +266,7 @@ fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str, policy
     let defs = b.server.tools();
     let catalog = Catalog::new(defs).map_err(|e| e.to_string())?;
     let (pages, legacy_pages) = build_pages(defs).map_err(|e| e.to_string())?;
-    let access = crate::policy::ServerAccess::build(&server.access, defs, policy.auth_configured, policy.consumers, policy.quota_store, &b.name)?;
+    let access = crate::policy::ServerAccess::build(&server.policy, defs, policy.auth_configured, policy.consumers, policy.quota_store, &b.name)?;
     let views = if access.has_rules() { super::views::Views::new(defs).map_err(|e| e.to_string())? } else { super::views::Views::default() };
     Ok(Route {
         access,
