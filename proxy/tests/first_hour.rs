@@ -118,7 +118,7 @@ fn a_misspelt_key_is_named_with_every_valid_key_and_the_near_match() {
     }
 
     let e = rejected("servers:\n  - {name: a, type: openapi, spec: x.yaml, desciption: pets}\n");
-    assert!(e.contains("server `a`: unknown key `desciption` (did you mean `description`?); valid keys of a `type: openapi` server: name, type, description, spec,"), "{e}");
+    assert!(e.contains("server `a`: unknown key `desciption` (did you mean `description`?); valid keys of a `type: openapi` server: name, type, description, policy, spec,"), "{e}");
 
     let e = rejected("listen: [\"127.0.0.1:0\"]\nlogging: verbose\n");
     assert!(e.contains("unknown top-level key `logging`; valid keys:"), "no near match, no guess: {e}");

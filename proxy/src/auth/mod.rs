@@ -3,9 +3,9 @@
 //! `dispatch` asks [`Authenticator::authenticate`] once per request on `/mcp/{server}`,
 //! with the route's [`ServerAccess`]; the answer is a [`Principal`] (or none on a public
 //! server called without a credential) or an [`AuthFailure`], answered 401/403 by
-//! [`AuthFailure::status`] and [`AuthFailure::challenge`] without the body being read. A
-//! credential that is presented is always checked, even on a public server: a client with
-//! a wrong key hears so rather than silently losing its tools.
+//! [`AuthFailure::status`] and [`AuthFailure::challenge`] without the body being read. Once
+//! any credential can be checked, one that is presented is always checked, even on a
+//! public server: a client with a wrong key hears so rather than silently losing its tools.
 //!
 //! Credentials: an API key (`auth.api_key.header`, default `x-api-key`, or `Authorization:
 //! Bearer <key>`), or a JWT (`Authorization: Bearer <jwt>`, [`jwt`]). Consumers with keys
@@ -306,6 +306,11 @@ impl Authenticator {
     /// The principal of a request to `route` whose access is `access`: `Ok(None)` for an
     /// anonymous call to a public server.
     pub async fn authenticate(&self, headers: &http::HeaderMap, route: &str, access: &ServerAccess) -> Result<Option<Arc<Principal>>, AuthFailure> {
+        // A gateway that checks no credential ignores them: a client's own `Authorization`
+        // (meant for something else) must not make an open gateway refuse it.
+        if !self.configured {
+            return Ok(None);
+        }
         let principal = match self.credential(headers)? {
             None if access.public() => return Ok(None),
             None => return Err(AuthFailure::Missing { header: self.key_header.as_str().to_string() }),

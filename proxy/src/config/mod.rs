@@ -367,7 +367,10 @@ pub struct ServerConfig {
     pub name: String,
     /// Shown in listings.
     pub description: Option<String>,
-    /// Who may use the server and which tools (`policy:`).
+    /// Who may use the server and which tools (`policy:`). Not part of the serialized
+    /// entry, which fingerprints what the server is built from: a policy change re-applies
+    /// rules without refetching a spec or reconnecting a database.
+    #[serde(skip_serializing)]
     pub policy: crate::policy::AccessConfig,
     /// The kind-specific settings.
     #[serde(flatten)]

@@ -207,7 +207,10 @@ impl ServerAccess {
     /// Compiles `policy` for a route serving `tools`; `auth_configured` says whether the
     /// gateway checks any credential (the default of `public`); `consumers` are the
     /// configured ones in order.
-    pub fn build(access: &AccessConfig, tools: &[ToolDef], auth_configured: bool, consumers: &[crate::auth::ConsumerConfig], quotas: &Arc<quota::QuotaStore>, route: &str) -> Result<Self, AccessError> {
+    ///
+    /// `strict`: the route serves every tool of its config entry, so a pattern naming none
+    /// of them is a typo; a toolset's route serves a subset and takes what it has.
+    pub fn build(access: &AccessConfig, tools: &[ToolDef], auth_configured: bool, consumers: &[crate::auth::ConsumerConfig], quotas: &Arc<quota::QuotaStore>, route: &str, strict: bool) -> Result<Self, AccessError> {
         let known_consumer = |c: &String| -> Result<(), AccessError> {
             if consumers.iter().any(|k| &k.name == c) {
                 Ok(())
@@ -236,7 +239,7 @@ impl ServerAccess {
                 _ => return Err(format!("policy.rules[{i}]: give exactly one of allow, deny")),
             };
             who.consumers.iter().try_for_each(known_consumer).map_err(|e| format!("policy.rules[{i}].{}", e.trim_start_matches("policy: ")))?;
-            let mask = tool_mask(&r.tools, tools).map_err(|e| format!("policy.rules[{i}].tools: {e}"))?;
+            let mask = route_mask(&r.tools, tools, strict).map_err(|e| format!("policy.rules[{i}].tools: {e}"))?;
             rules.push(Rule { tools: mask, allow, who });
         }
         let connect = Subjects { consumers: access.consumers.clone(), groups: access.groups.clone(), ..Subjects::default() };
@@ -316,6 +319,20 @@ impl ServerAccess {
         allow.and_not(&deny);
         allow
     }
+}
+
+/// [`tool_mask`], or for a route serving part of its entry's tools, the tools it has.
+pub fn route_mask(patterns: &[String], tools: &[ToolDef], strict: bool) -> Result<ToolMask, String> {
+    if strict {
+        return tool_mask(patterns, tools);
+    }
+    let mut mask = ToolMask::empty(tools.len());
+    for p in patterns {
+        if let Ok(m) = tool_mask(std::slice::from_ref(p), tools) {
+            mask.or(&m);
+        }
+    }
+    Ok(mask)
 }
 
 /// The tools `patterns` name among `tools`; a pattern that names none is an error (a typo

@@ -17,7 +17,7 @@ fn consumer(name: &str, groups: &[&str]) -> ConsumerConfig {
 fn access(yaml: &str, tools: &[ToolDef], consumers: &[ConsumerConfig]) -> Result<ServerAccess, String> {
     let cfg: AccessConfig = serde_yaml::from_str(yaml).expect("access yaml");
     let store = quota::QuotaStore::new(&Default::default(), None);
-    ServerAccess::build(&cfg, tools, true, consumers, &store, "pets")
+    ServerAccess::build(&cfg, tools, true, consumers, &store, "pets", true)
 }
 
 fn visible(a: &ServerAccess, p: Option<&Principal>, n: usize) -> Vec<usize> {

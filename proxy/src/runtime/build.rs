@@ -147,6 +147,9 @@ pub async fn build_snapshot(config: Arc<Config>, previous: Option<&Snapshot>) ->
         Some(p) if p.config.quotas == config.quotas => p.quota_store.clone(),
         _ => crate::policy::quota::QuotaStore::new(&config.quotas, previous.map(|p| &p.quota_store)),
     };
+    if previous.is_none() && !auth.configured() && config.listen.iter().any(|l| !listens_on_loopback(l)) {
+        log::warn!("no consumers or JWT issuers are configured and the MCP listener is reachable beyond this host: every tool is callable by anyone who can connect (docs/GOVERNANCE.md)");
+    }
     let policy = Policy { auth_configured: auth.configured(), consumers: &config.consumers, quota_store: &quota_store };
     let mut routes = HashMap::with_hasher(foldhash::fast::RandomState::default());
     // `buffered` yields in config order; leaving at the first error drops (cancels) the
@@ -255,7 +258,11 @@ async fn build_server(server: &ServerConfig, cx: &BuildContext<'_>) -> Result<Ve
     })
 }
 
-/// What every route's `access:` is compiled with.
+fn listens_on_loopback(listen: &str) -> bool {
+    listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
+}
+
+/// What every route's `policy:` is compiled with.
 struct Policy<'a> {
     auth_configured: bool,
     consumers: &'a [crate::auth::ConsumerConfig],
@@ -266,7 +273,7 @@ fn prepare_route(b: BuiltRoute, server: &ServerConfig, fingerprint: &str, policy
     let defs = b.server.tools();
     let catalog = Catalog::new(defs).map_err(|e| e.to_string())?;
     let (pages, legacy_pages) = build_pages(defs).map_err(|e| e.to_string())?;
-    let access = crate::policy::ServerAccess::build(&server.policy, defs, policy.auth_configured, policy.consumers, policy.quota_store, &b.name)?;
+    let access = crate::policy::ServerAccess::build(&server.policy, defs, policy.auth_configured, policy.consumers, policy.quota_store, &b.name, b.name == server.name)?;
     let views = if access.has_rules() { super::views::Views::new(defs).map_err(|e| e.to_string())? } else { super::views::Views::default() };
     Ok(Route {
         access,
