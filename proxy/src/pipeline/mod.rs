@@ -122,7 +122,7 @@ fn find<'a>(cx: &MethodCtx<'a>, params: Option<&'a RawValue>) -> Result<(Option<
 
 /// Stage 3, then stages 4 to 7.
 async fn governed_invoke(cx: &MethodCtx<'_>, tool: ToolRef, entry: &CatalogEntry, arguments: Option<&RawValue>) -> Result<CallToolResult, Stop> {
-    if !cx.route.access.allowed(cx.principal).permits(tool) {
+    if !cx.route.access.permits(cx.principal, tool) {
         return Err(GatewayError::Denied(entry.def.name.clone()).into());
     }
     let quotas = &cx.route.access.quotas;

@@ -168,16 +168,6 @@ pub enum Allowed {
     Some(Arc<ToolMask>),
 }
 
-impl Allowed {
-    /// Whether `tool` may be called.
-    pub fn permits(&self, tool: ToolRef) -> bool {
-        match self {
-            Allowed::All => true,
-            Allowed::Some(m) => m.has(tool.index()),
-        }
-    }
-}
-
 /// A route's compiled `policy:`.
 pub struct ServerAccess {
     public: bool,
@@ -302,6 +292,33 @@ impl ServerAccess {
             },
             Some(p) => Allowed::Some(Arc::new(self.compute(Some(p)))),
         }
+    }
+
+    /// Whether `p` may call `tool`: the prebuilt mask of a consumer or an anonymous caller,
+    /// or the rules asked for this one tool, so a `tools/call` never builds a mask.
+    pub fn permits(&self, p: Option<&Principal>, tool: ToolRef) -> bool {
+        if self.rules.is_empty() {
+            return true;
+        }
+        let i = tool.index();
+        match p {
+            None => return self.anonymous_mask.as_ref().is_some_and(|m| m.has(i)),
+            Some(p) if p.method() == Method::ApiKey => {
+                if let Some(m) = p.consumer_index().and_then(|c| self.consumer_masks.get(c)) {
+                    return m.has(i);
+                }
+            }
+            Some(_) => {}
+        }
+        let (mut allow, mut deny) = (false, false);
+        for r in self.rules.iter().filter(|r| r.tools.has(i) && r.who.matches(p)) {
+            if r.allow {
+                allow = true;
+            } else {
+                deny = true;
+            }
+        }
+        allow && !deny
     }
 
     fn compute(&self, p: Option<&Principal>) -> ToolMask {

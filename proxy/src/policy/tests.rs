@@ -52,6 +52,17 @@ rules:
     assert_eq!(visible(&a, Some(&p(1)), 3), vec![0, 1]);
     assert_eq!(visible(&a, Some(&p(2)), 3), Vec::<usize>::new(), "denied everything, allowed nothing");
     assert_eq!(visible(&a, None, 3), Vec::<usize>::new(), "anonymous matches no named subject");
+    // The per-call check agrees with the lists, for consumers, anonymous and a caller
+    // whose mask is not prebuilt (a JWT subject in bob's group).
+    let jwt = Principal::from_jwt("idp", "dave", None, vec!["readers".into()], vec![], Default::default());
+    let catalog = crate::tools::Catalog::new(&t).unwrap();
+    for who in [Some(p(0)), Some(p(1)), Some(p(2)), None, Some(jwt)] {
+        let seen = visible(&a, who.as_ref(), 3);
+        for (i, def) in t.iter().enumerate() {
+            let (tool, _) = catalog.find(&def.name).unwrap();
+            assert_eq!(a.permits(who.as_ref(), tool), seen.contains(&i), "tool {i} for {:?}", who.as_ref().map(Principal::name));
+        }
+    }
 }
 
 #[test]

@@ -308,15 +308,19 @@ pub(super) fn build_pages(defs: &[crate::tools::ToolDef]) -> Result<Pages, serde
         let next = (i + 1 < chunks.len()).then(|| crate::mcp::cursor::encode((i + 1) * PAGE_SIZE));
         let mut tools: Vec<serde_json::Value> = chunk.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
         modern.push(page_json(&tools, next.as_deref())?);
-        for t in &mut tools {
-            if let Some(obj) = t.as_object_mut() {
-                obj.remove("outputSchema");
-                obj.remove("title");
-            }
-        }
+        tools.iter_mut().for_each(to_legacy_shape);
         legacy.push(page_json(&tools, next.as_deref())?);
     }
     Ok((modern, legacy))
+}
+
+/// A tool definition as clients before 2025-06-18 know it: without `title` and
+/// `outputSchema` (their schemas reject unknown members).
+pub(super) fn to_legacy_shape(tool: &mut serde_json::Value) {
+    if let Some(obj) = tool.as_object_mut() {
+        obj.remove("outputSchema");
+        obj.remove("title");
+    }
 }
 
 pub(super) fn page_json(tools: &[serde_json::Value], next: Option<&str>) -> Result<Box<RawValue>, serde_json::Error> {

@@ -36,10 +36,7 @@ impl Views {
         for d in defs {
             let modern = serde_json::to_value(d)?;
             let mut legacy = modern.clone();
-            if let Some(o) = legacy.as_object_mut() {
-                o.remove("outputSchema");
-                o.remove("title");
-            }
+            super::build::to_legacy_shape(&mut legacy);
             fragments.push((modern, legacy));
         }
         Ok(Views { fragments, built: Default::default() })
