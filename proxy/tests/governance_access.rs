@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -20,15 +20,7 @@ const ALICE_NEW: &str = "mcpg_alice-rotated-key-fedcba98";
 const BOB: &str = "mcpg_bob-key-0123456789abcdef00";
 const CAROL: &str = "mcpg_carol-key-0123456789abcdef";
 
-/// `mcpgate hash-key` on `key`, through the binary as an operator runs it.
-fn hash(key: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpgate")).arg("hash-key").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("mcpgate hash-key");
-    child.stdin.take().expect("stdin").write_all(format!("{key}\n").as_bytes()).expect("write key");
-    let out = child.wait_with_output().expect("hash-key output");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
-}
+use support::hash_key as hash;
 
 fn consumers(alice_keys: &[&str]) -> String {
     let alice: Vec<String> = alice_keys.iter().map(|k| format!("\"{}\"", hash(k))).collect();

@@ -469,6 +469,7 @@ impl Config {
             crate::mcp::session::parse_key(key).map_err(|m| err("field `session.key`", m))?;
         }
         self.validate_session().map_err(|(field, m)| err(field, m))?;
+        self.quotas.validate().map_err(|(field, m)| err(field, m))?;
         if self.limits.max_request_body.0 == 0 {
             return Err(err("field `limits.max_request_body`", "must be positive".into()));
         }

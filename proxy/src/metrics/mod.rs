@@ -44,6 +44,12 @@ pub struct Metrics {
     pub sse_streams: IntGauge,
     /// Requests refused by authentication, by reason.
     pub auth_failures: IntCounterVec,
+    /// `tools/call`s refused by a rate limit or quota, by server, tool and limit kind
+    /// (`rate`, `quota`, or `store` when Redis was unreachable and `on_error` is closed).
+    pub quota_rejections: IntCounterVec,
+    /// Takes the quota store (Redis) did not answer in time, by what the call got
+    /// (`allowed` with `on_error: open`, `refused` with `closed`).
+    pub quota_store_errors: IntCounterVec,
     /// Legacy SSE requests refused or streams closed by a limit, by the limit's setting.
     pub sse_limited: IntCounterVec,
 }
@@ -89,6 +95,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(sse_limited.clone()))?;
     let auth_failures = IntCounterVec::new(Opts::new("auth_failures_total", "Requests refused by authentication (401/403), by reason"), &["reason"])?;
     registry.register(Box::new(auth_failures.clone()))?;
+    let quota_rejections = IntCounterVec::new(Opts::new("quota_rejections_total", "Tool calls refused by a rate limit or quota, by server, tool and limit"), &["server", "tool", "limit"])?;
+    registry.register(Box::new(quota_rejections.clone()))?;
+    let quota_store_errors = IntCounterVec::new(Opts::new("quota_store_errors_total", "Quota takes the shared store did not answer, by what the call got (allowed, refused)"), &["action"])?;
+    registry.register(Box::new(quota_store_errors.clone()))?;
     Ok(Metrics {
         registry,
         tool_calls,
@@ -109,6 +119,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         sse_streams,
         sse_limited,
         auth_failures,
+        quota_rejections,
+        quota_store_errors,
     })
 }
 

@@ -233,7 +233,7 @@ impl ServerAccess {
             rules.push(Rule { tools: mask, allow, who });
         }
         let connect = Subjects { consumers: access.consumers.clone(), groups: access.groups.clone(), ..Subjects::default() };
-        let quotas = quota::RouteQuotas::build(&access.quotas, tools, consumers, quotas, route).map_err(|e| format!("policy.quotas{e}"))?;
+        let quotas = quota::RouteQuotas::build(&access.quotas, tools, consumers, quotas, route, strict).map_err(|e| format!("policy.quotas{e}"))?;
         let mut built = ServerAccess { public, api_key, jwt, connect, scopes: access.scopes.clone(), rules, tools: tools.len(), consumer_masks: Vec::new(), anonymous_mask: None, quotas };
         if !built.rules.is_empty() {
             built.consumer_masks = consumers.iter().enumerate().map(|(i, c)| Arc::new(built.compute(Some(&Principal::consumer(&c.name, &c.groups, i))))).collect();

@@ -39,6 +39,16 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `mcpgate hash-key` on `key`, through the binary as an operator runs it: the stored
+/// form of an API key for `consumers[].api_keys`.
+pub fn hash_key(key: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpgate")).arg("hash-key").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("mcpgate hash-key");
+    child.stdin.take().expect("stdin").write_all(format!("{key}\n").as_bytes()).expect("write key");
+    let out = child.wait_with_output().expect("hash-key output");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+}
+
 /// The shared material (`../shared` beside the checkout, or `MCPGATE_SHARED`).
 pub fn shared() -> PathBuf {
     std::env::var_os("MCPGATE_SHARED").map(PathBuf::from).unwrap_or_else(|| workspace().join("../shared"))

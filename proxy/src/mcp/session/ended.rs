@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use thiserror::Error;
 
-/// A shared store of ended sessions could not answer.
+/// A shared store in Redis (ended sessions, quota counters) could not answer.
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// Redis answered with an error or the connection failed.
